@@ -1,0 +1,423 @@
+//! The future behind `get_or_init` and `get_or_try_init`: one caller of a key.
+//!
+//! A call looks the key up; on a hit it is done. Otherwise it joins (or creates) the key's
+//! flight and from then on, at every poll, asks the flight what to do: drive the init future,
+//! wait, or take the outcome. A call that cannot use the outcome (the flight panicked, or failed
+//! with an error the call cannot receive) starts over with its own `init`.
+//!
+//! # Invariants
+//!
+//! 1. A call in `Joined` is counted in its flight's `callers` until it leaves: on `Done` and
+//!    `Panicked` through `Flight::leave`, on drop through `Table::leave`.
+//! 2. While a call drives, an armed [`Abort`] guard exists: if anything unwinds before the flight
+//!    is settled (the init closure, the future's `poll` or `Drop`, `Clone` of `V`, `Hash` of `K`),
+//!    the guard frees the key and marks the flight panicked, so no caller waits forever.
+//! 3. Only the creator has given up its `init`; every other call keeps its own to start over.
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::flight::{ErasedError, Flight, InitFuture, Leave, Outcome, Step};
+use crate::table::{Lookup, Table};
+use crate::waiters::WaiterId;
+use crate::{Entry, Epoch};
+
+/// How a kind of call starts a flight and what it makes of the outcome.
+pub(crate) trait Init<V>: Sized {
+    type Output;
+
+    /// Runs the user's closure and boxes its future.
+    fn start(self) -> InitFuture<V>;
+
+    /// The output for a ready entry.
+    fn hit(entry: Entry<V>) -> Self::Output;
+
+    /// The output for a failed flight, or `None` if this call cannot receive that error.
+    fn failed(error: &ErasedError) -> Option<Self::Output>;
+}
+
+/// `get_or_init`: an infallible init.
+pub(crate) struct Plain<F>(pub(crate) F);
+
+impl<V, F, Fut> Init<V> for Plain<F>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = V> + Send + 'static,
+    V: Send + 'static,
+{
+    type Output = Entry<V>;
+
+    fn start(self) -> InitFuture<V> {
+        let future = (self.0)();
+        Box::pin(async move { Ok(future.await) })
+    }
+
+    fn hit(entry: Entry<V>) -> Entry<V> {
+        entry
+    }
+
+    fn failed(_: &ErasedError) -> Option<Entry<V>> {
+        None
+    }
+}
+
+/// `get_or_try_init`: an init whose error `E` every caller expecting `E` shares as one `Arc<E>`.
+pub(crate) struct Fallible<F, E>(pub(crate) F, pub(crate) PhantomData<fn() -> E>);
+
+impl<V, E, F, Fut> Init<V> for Fallible<F, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, E>> + Send + 'static,
+    V: Send + 'static,
+    E: Send + Sync + 'static,
+{
+    type Output = Result<Entry<V>, Arc<E>>;
+
+    fn start(self) -> InitFuture<V> {
+        let future = (self.0)();
+        Box::pin(async move { future.await.map_err(|e| Arc::new(e) as ErasedError) })
+    }
+
+    fn hit(entry: Entry<V>) -> Self::Output {
+        Ok(entry)
+    }
+
+    fn failed(error: &ErasedError) -> Option<Self::Output> {
+        Arc::clone(error).downcast::<E>().ok().map(Err)
+    }
+}
+
+/// The key of a call: owned (`get_or_init`) or borrowed (the `_by_ref` variants).
+pub(crate) enum Key<'a, K, Q: ?Sized> {
+    Owned(K),
+    Borrowed(&'a Q),
+}
+
+impl<K: Borrow<Q>, Q: ?Sized> Key<'_, K, Q> {
+    fn get(&self) -> &Q {
+        match self {
+            Key::Owned(key) => key.borrow(),
+            Key::Borrowed(key) => key,
+        }
+    }
+}
+
+enum State<V> {
+    /// Not joined to any flight: look the key up.
+    Start,
+    Joined {
+        flight: Arc<Flight<V>>,
+        waiter: Option<WaiterId>,
+        created: bool,
+    },
+    Finished,
+}
+
+pub(crate) struct Call<'a, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    table: &'a Table<K, V, S>,
+    key: Key<'a, K, Q>,
+    init: Option<I>,
+    state: State<V>,
+}
+
+// No field is ever pinned (the init future is boxed), so the call can move freely.
+impl<K, V, S, Q, I> Unpin for Call<'_, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+}
+
+impl<'a, K, V, S, Q, I> Call<'a, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    pub(crate) fn new(table: &'a Table<K, V, S>, key: Key<'a, K, Q>, init: I) -> Self {
+        Call {
+            table,
+            key,
+            init: Some(init),
+            state: State::Start,
+        }
+    }
+}
+
+const SELF_AWAIT: &str = "async-memo: a flight awaits its own key. The init future of a key \
+     called get_or_init for that same key and polled it from inside its own poll; that call could \
+     never finish. The flight is discarded and the key is free again.";
+
+const CREATOR_PANIC: &str = "async-memo: the init future this call started panicked while \
+     another caller of its flight was polling it; the memo holds nothing for the key";
+
+impl<K, V, S, Q, I> Future for Call<'_, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    I: Init<V>,
+{
+    type Output = I::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<I::Output> {
+        let Call {
+            table,
+            key,
+            init,
+            state,
+        } = self.get_mut();
+        let table: &Table<K, V, S> = table;
+        let key = key.get();
+        loop {
+            match state {
+                State::Start => match table.lookup(key) {
+                    Lookup::Hit(entry) => {
+                        *state = State::Finished;
+                        return Poll::Ready(I::hit(entry));
+                    }
+                    Lookup::Joined(flight) => {
+                        *state = State::Joined {
+                            flight,
+                            waiter: None,
+                            created: false,
+                        };
+                    }
+                    Lookup::Created(flight) => {
+                        *state = State::Joined {
+                            flight: Arc::clone(&flight),
+                            waiter: None,
+                            created: true,
+                        };
+                        let State::Joined { waiter, .. } = state else {
+                            unreachable!()
+                        };
+                        let guard = Abort::arm(table, key, &flight);
+                        let start = init.take().expect("invariant 3: a new call has its init");
+                        let future = start.start();
+                        if let Poll::Pending = drive(guard, future, waiter, cx) {
+                            return Poll::Pending;
+                        }
+                    }
+                },
+                State::Joined { flight, waiter, .. } => {
+                    let (step, old) = flight.step(waiter, cx.waker());
+                    drop(old);
+                    match step {
+                        Step::Drive(future) => {
+                            let guard = Abort::arm(table, key, flight);
+                            if let Poll::Pending = drive(guard, future, waiter, cx) {
+                                return Poll::Pending;
+                            }
+                        }
+                        Step::Wait => return Poll::Pending,
+                        Step::SelfAwait => panic!("{SELF_AWAIT}"),
+                        Step::Done => {
+                            if let Some(output) = receive::<V, I>(state) {
+                                return Poll::Ready(output);
+                            }
+                        }
+                        Step::Panicked => {
+                            let State::Joined { created, .. } = leave_finished(state) else {
+                                unreachable!()
+                            };
+                            if created {
+                                panic!("{CREATOR_PANIC}");
+                            }
+                        }
+                    }
+                }
+                State::Finished => {
+                    panic!("async-memo: a get_or_init future polled after it completed")
+                }
+            }
+        }
+    }
+}
+
+/// Polls the init future once as the driver. `Ready` means the flight is settled and
+/// published; the caller's next step reads the outcome.
+fn drive<K, V, S, Q>(
+    guard: Abort<'_, K, V, S, Q>,
+    future: InitFuture<V>,
+    waiter: &mut Option<WaiterId>,
+    cx: &mut Context<'_>,
+) -> Poll<()>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    // On unwind locals drop last-declared first: the guard publishes `Panicked` before the
+    // future is dropped, so calls owned by the future (a self-await) leave a finished flight.
+    let mut future = future;
+    let guard = guard;
+    match guard.flight.poll_future(&mut future) {
+        Poll::Pending => {
+            let (old, again) = guard.flight.park(future, waiter, cx.waker());
+            guard.disarm();
+            drop(old);
+            if again {
+                // The future woke itself during the poll: poll again soon (futures-rs #2706).
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        }
+        Poll::Ready(outcome) => {
+            drop(future);
+            match &outcome {
+                Ok(value) => guard.table.commit(guard.key, guard.flight, value),
+                Err(_) => guard.table.discard(guard.key, guard.flight),
+            }
+            guard.flight.complete(outcome);
+            guard.disarm();
+            Poll::Ready(())
+        }
+    }
+}
+
+/// Leaves a finished (`Done` or `Panicked`) flight; returns the call's former state.
+fn leave_finished<V: Send + Sync + 'static>(state: &mut State<V>) -> State<V> {
+    let joined = std::mem::replace(state, State::Start);
+    let State::Joined { flight, waiter, .. } = &joined else {
+        unreachable!("only a joined call leaves a flight")
+    };
+    match flight.leave(*waiter, false) {
+        Leave::Left(mut wake, old) => {
+            drop(old);
+            wake.wake_all();
+        }
+        Leave::Last | Leave::Abandoned(..) => {
+            unreachable!("flight invariant 3: a finished flight is never abandoned")
+        }
+    }
+    joined
+}
+
+/// Takes the outcome of a `Done` flight. `None`: this call cannot receive it and starts over.
+fn receive<V, I>(state: &mut State<V>) -> Option<I::Output>
+where
+    V: Clone + Send + Sync + 'static,
+    I: Init<V>,
+{
+    let State::Joined {
+        mut flight,
+        created,
+        ..
+    } = leave_finished(state)
+    else {
+        unreachable!()
+    };
+    let epoch: Epoch = flight.epoch();
+    // The last handle may move the value out instead of cloning it.
+    let outcome: Outcome<V> = match Arc::get_mut(&mut flight).and_then(Flight::take_outcome) {
+        Some(outcome) => outcome,
+        None => match flight
+            .outcome()
+            .expect("flight invariant 3: Done has an outcome")
+        {
+            Ok(value) => Ok(value.clone()),
+            Err(error) => Err(Arc::clone(error)),
+        },
+    };
+    let output = match outcome {
+        Ok(value) => Some(I::hit(Entry::new(value, epoch))),
+        Err(error) => I::failed(&error),
+    };
+    match output {
+        Some(output) => {
+            *state = State::Finished;
+            Some(output)
+        }
+        None => {
+            debug_assert!(
+                !created,
+                "invariant 3: the creator can receive its own error"
+            );
+            None
+        }
+    }
+}
+
+/// Frees the key and fails the flight if a driver unwinds before settling it (invariant 2).
+struct Abort<'a, K, V, S, Q>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    table: &'a Table<K, V, S>,
+    key: &'a Q,
+    flight: &'a Arc<Flight<V>>,
+    armed: bool,
+}
+
+impl<'a, K, V, S, Q> Abort<'a, K, V, S, Q>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    fn arm(table: &'a Table<K, V, S>, key: &'a Q, flight: &'a Arc<Flight<V>>) -> Self {
+        Abort {
+            table,
+            key,
+            flight,
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl<K, V, S, Q> Drop for Abort<'_, K, V, S, Q>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    fn drop(&mut self) {
+        if self.armed {
+            // Settle the slot before publishing `Panicked` (flight invariant 1).
+            self.table.discard(self.key, self.flight);
+            self.flight.fail();
+        }
+    }
+}
+
+impl<K, V, S, Q, I> Drop for Call<'_, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ?Sized,
+{
+    fn drop(&mut self) {
+        if let State::Joined { flight, waiter, .. } =
+            std::mem::replace(&mut self.state, State::Finished)
+        {
+            self.table.leave(self.key.get(), &flight, waiter);
+        }
+    }
+}
