@@ -237,6 +237,7 @@ where
                                 unreachable!()
                             };
                             if created {
+                                *state = State::Finished;
                                 panic!("{CREATOR_PANIC}");
                             }
                         }

@@ -199,11 +199,14 @@ impl<V: Send + Sync + 'static> Flight<V> {
         let Drive::Polling { notified, .. } = state.drive else {
             unreachable!("invariant 2: only the driver parks the future");
         };
+        // Register first: if cloning the waker panics, the flight is still `Polling` and the
+        // driver's guard fails it, instead of leaving a parked future nobody is told about.
+        let old = state.waiters.register(waiter, waker);
         state.drive = Drive::Idle {
             future,
             woken: notified,
         };
-        (state.waiters.register(waiter, waker), notified)
+        (old, notified)
     }
 
     /// Publishes the outcome and wakes every waiter. The map slot must already be settled.

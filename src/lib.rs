@@ -1,9 +1,120 @@
-//! Async memoization with single-flight and compare-and-delete invalidation.
+//! Async memoization that cannot delete the wrong entry.
 //!
-//! (Front page: filled in below.)
+//! An [`AsyncMemo<K, V>`](AsyncMemo) runs an async computation once per key, hands the result to
+//! every concurrent caller (single-flight), and keeps it until it is invalidated, removed or
+//! replaced. Every entry, and every computation still in progress (a *flight*), carries an
+//! [`Epoch`]: a stamp from one process-wide monotonic counter. Removal is *compare-and-delete*:
+//! [`invalidate(key, observed)`](AsyncMemo::invalidate) removes only the exact entry the caller
+//! observed, never a newer one that replaced it, and a flight invalidated while in progress can
+//! never store its stale result.
+//!
+//! The crate grew from a bug in an MCP client: `clearServerCache` awaited the old connection's
+//! `cleanup()`, whose close handler reconnected and stored a new connection; then it deleted the
+//! key, removing the *new* connection and leaking a live one. Guava (#1881), Caffeine (#193,
+//! #251), Go's singleflight (#31420), lru-cache and p-memoize carry the same class of bug: a
+//! removal by key that hits a newer entry, or a load that finishes after an invalidation and
+//! stores a stale value. Here both are impossible by construction.
+//!
+//! # Quick example
+//!
+//! ```
+//! use async_memo::AsyncMemo;
+//!
+//! # futures::executor::block_on(async {
+//! let connections: AsyncMemo<&str, String> = AsyncMemo::new();
+//!
+//! // Concurrent callers of one key share one flight; the init runs once.
+//! let conn = connections.get_or_init("db", || async { "connection #1".to_string() }).await;
+//!
+//! // Meanwhile a close handler replaced the connection...
+//! let replacement = connections.insert("db", "connection #2".to_string());
+//!
+//! // ...so our late, compare-and-delete removal leaves the replacement alone.
+//! assert!(!connections.invalidate("db", conn.epoch()));
+//! assert_eq!(connections.get("db").map(|e| e.epoch()), Some(replacement.epoch()));
+//! # });
+//! ```
+//!
+//! # Semantics
+//!
+//! Every method keeps these guarantees; the tests under `tests/` pin each one.
+//!
+//! 1. **Single-flight.** Concurrent [`get_or_init`](AsyncMemo::get_or_init) and
+//!    [`get_or_try_init`](AsyncMemo::get_or_try_init) calls for a key with no ready entry share
+//!    one flight: the `init` of exactly one caller runs, and every caller gets the same value and
+//!    epoch.
+//! 2. **Epochs.** Every flight and every [`insert`](AsyncMemo::insert) draws its epoch from one
+//!    process-wide monotonic counter, strictly greater than every epoch issued before, so an epoch
+//!    observed in one memo never matches an entry of another. An entry committed by a flight
+//!    carries that flight's epoch.
+//! 3. **Compare-and-delete.** [`invalidate(k, e)`](AsyncMemo::invalidate) removes the ready
+//!    entry of `k`, or detaches its flight, only if its epoch is `e`, and says whether it did. A
+//!    stale `e` changes nothing.
+//! 4. **No resurrection.** A flight detached by `invalidate`, [`remove`](AsyncMemo::remove),
+//!    `insert` or [`invalidate_all`](AsyncMemo::invalidate_all) never commits. A call that
+//!    starts after the detach starts a new flight; it never joins the detached one.
+//! 5. **Callers already joined** to a detached flight still receive its result.
+//!    [`epoch(k)`](AsyncMemo::epoch) (or a stale `invalidate` returning `false`) tells them it is
+//!    no longer current. Note that `epoch(k)` reports flights too: `epoch(k).is_some()` during a
+//!    flight does not imply [`get(k)`](AsyncMemo::get)`.is_some()`.
+//! 6. **Cancellation.** Dropping any subset of callers at any await point never leaves another
+//!    caller waiting forever. The flight's future keeps running while at least one caller waits —
+//!    whoever polls drives it, so it is not restarted when its first caller goes away. When the
+//!    last caller is dropped, the future is dropped and the key is free again. (A future that
+//!    wakes itself while being polled by a caller that is then dropped hands the poll to the
+//!    others: futures-rs #2706 cannot happen here.)
+//! 7. **Panics.** A panic in `init` or in its future propagates to the caller that was polling
+//!    it and to the caller whose `init` started the flight (often the same one). Every other
+//!    caller of that flight starts over with its own `init`: one starts a new flight, the rest
+//!    join it. Nothing hangs, nothing is poisoned, nothing is stored; the memo stays usable.
+//! 8. **Errors.** An `Err` from a [`get_or_try_init`](AsyncMemo::get_or_try_init) future goes
+//!    to every caller of that flight that can receive it, as the same `Arc<E>`. Nothing is stored
+//!    and the next call starts a new flight. A key has one flight whatever its callers' types: a
+//!    joined caller that cannot receive that error (a `get_or_init` caller, or one expecting
+//!    another `E`) starts over with its own `init`. (moka, by contrast, runs one flight per
+//!    error type.)
+//! 9. **Re-entrancy.** `init`, the future it returns, and `Drop` of `K` and `V` may call any
+//!    method of the memo — on other keys, or on the same key from another task — without
+//!    deadlock: no lock is held across `.await`, user code or [`Waker::wake`](std::task::Waker::wake), and displaced keys,
+//!    values and futures are dropped after locks are released. The one exception is `Clone` of
+//!    `V`, which a hit runs under a shard read lock: **`V::clone` must not call the memo.** (The
+//!    `Hash` and `Eq` of `K`, as in every map, also run under the lock.)
+//!
+//!    A flight that awaits its own key can never finish. When it does so on the thread that is
+//!    polling it, the inner call panics with a clear message and the key is freed. Awaiting one's
+//!    own key *from another task* (spawning it and awaiting the handle) cannot be detected
+//!    cheaply: that flight and its callers wait forever. Don't.
+//! 10. **Hit path.** A hit on a ready entry takes one shard read lock, clones `V`, and does not
+//!     allocate. It hashes the key twice (once to pick the shard, once inside std's `HashMap`,
+//!     which cannot take a precomputed hash). A miss allocates the flight — its shared state and
+//!     the boxed init future — plus the owned key (the `_by_ref` methods clone it only then), and
+//!     the waiter list only when a caller has to wait.
+//!
+//! # Choosing between `invalidate` and `remove`
+//!
+//! [`remove`](AsyncMemo::remove) deletes whatever the key holds *now*. After an `.await` that
+//! is rarely what you observed: use it only for administrative clears. Whenever you hold an
+//! [`Entry`] (or an epoch from [`epoch`](AsyncMemo::epoch)), remove it with
+//! [`invalidate`](AsyncMemo::invalidate).
+//!
+//! # Runtime
+//!
+//! The crate is runtime-agnostic: no background threads or tasks, no timers, any executor.
+//! The futures it returns are `Send` when the key, value, hasher, `init` closure and its future
+//! are; the init future itself must be `Send + 'static`, because whichever caller polls next,
+//! on whatever thread, drives it.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.85 (edition 2024). Raising it is a minor-version change, noted in the changelog.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
 #![doc(test(attr(deny(warnings))))]
 
 mod builder;
