@@ -131,3 +131,8 @@ pub use crate::builder::MemoBuilder;
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
 pub use crate::memo::AsyncMemo;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
