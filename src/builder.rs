@@ -4,14 +4,23 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::AsyncMemo;
-use crate::table::Table;
+use crate::clock::{Clock, SystemClock, Timer};
+use crate::expiry::ExpiryRules;
+use crate::removal::Listener;
+use crate::table::{ExpireAfter, Settings, Table, Weigher};
+use crate::{AsyncMemo, Entry, RemovalCause};
+
+/// The smallest capacity share a shard gets by default: fewer, larger shards keep the policy's
+/// hit ratio close to that of one global queue.
+const MIN_SHARD_CAPACITY: u64 = 64;
 
 /// The most shards the default picks (and the most [`MemoBuilder::shards`] accepts).
 const MAX_SHARDS: usize = 1 << 16;
 
-/// Builds an [`AsyncMemo`] with a chosen hasher and shard count.
+/// Builds an [`AsyncMemo`]: hasher, shard count, capacity, expiry, removal listener.
 ///
 /// # Examples
 ///
@@ -28,6 +37,12 @@ const MAX_SHARDS: usize = 1 << 16;
 pub struct MemoBuilder<K, V, S = RandomState> {
     shards: Option<usize>,
     hasher: S,
+    capacity: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    rules: ExpiryRules,
+    expire_after: Option<ExpireAfter<K, V>>,
+    clock: Option<Box<dyn Clock>>,
+    listener: Option<Listener<K, V>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -35,6 +50,12 @@ impl<K, V, S> fmt::Debug for MemoBuilder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoBuilder")
             .field("shards", &self.shards)
+            .field("max_capacity", &self.capacity)
+            .field("weigher", &self.weigher.is_some())
+            .field("time_to_live", &self.rules.time_to_live)
+            .field("time_to_idle", &self.rules.time_to_idle)
+            .field("expire_after", &self.expire_after.is_some())
+            .field("on_removal", &self.listener.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -44,6 +65,12 @@ impl<K, V> MemoBuilder<K, V> {
         MemoBuilder {
             shards: None,
             hasher: RandomState::new(),
+            capacity: None,
+            weigher: None,
+            rules: ExpiryRules::default(),
+            expire_after: None,
+            clock: None,
+            listener: None,
             _types: PhantomData,
         }
     }
@@ -86,8 +113,217 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         MemoBuilder {
             shards: self.shards,
             hasher,
+            capacity: self.capacity,
+            weigher: self.weigher,
+            rules: self.rules,
+            expire_after: self.expire_after,
+            clock: self.clock,
+            listener: self.listener,
             _types: PhantomData,
         }
+    }
+
+    /// Bounds the memo to `capacity` ready entries (or, with a [`weigher`](Self::weigher), to
+    /// that total weight). Flights in progress are not counted and never evicted.
+    ///
+    /// Eviction follows S3-FIFO (see the crate docs, "Eviction"), runs inside the operation that
+    /// stores an entry (no background thread), and removes only the exact entry it chose, by
+    /// epoch. Each shard keeps its share of the bound, so the bound holds exactly whenever no
+    /// operation is in progress; while one is, a shard may hold the one entry being stored in
+    /// excess, until the same operation evicts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u32, u32> =
+    ///     async_memo::AsyncMemo::builder().max_capacity(100).build();
+    /// for i in 0..1000 {
+    ///     memo.insert(i, i);
+    /// }
+    /// assert!(memo.len() <= 100);
+    /// assert_eq!(memo.stats().evicted, 1000 - memo.len() as u64);
+    /// ```
+    pub fn max_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// Weighs entries for [`max_capacity`](Self::max_capacity): the bound becomes the total
+    /// weight. The weigher runs once per stored value, outside every lock (for a flight, inside
+    /// its future: a panicking weigher fails the flight like a panicking `init`).
+    ///
+    /// Each shard holds an equal share of the capacity, so an entry heavier than that share is
+    /// turned away: it is reported as `Evicted` at once (its flight's callers still receive
+    /// it). With large weights, choose fewer [`shards`](Self::shards).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u32, String> = async_memo::AsyncMemo::builder()
+    ///     .max_capacity(1_000)
+    ///     .shards(1)
+    ///     .weigher(|_key, value: &String| value.len() as u32)
+    ///     .build();
+    /// memo.insert(1, "x".repeat(600));
+    /// memo.insert(2, "y".repeat(600));
+    /// assert_eq!(memo.len(), 1, "1,200 bytes do not fit in 1,000");
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Expires every entry `ttl` after it was committed or inserted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let memo: AsyncMemo<&str, u8> = AsyncMemo::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// memo.insert("k", 1);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert!(memo.get("k").is_none());
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.rules.time_to_live = Some(ttl);
+        self
+    }
+
+    /// Expires an entry `tti` after it was last read (`get`, or a `get_or_init` hit) or, if it
+    /// was never read, stored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let memo: AsyncMemo<&str, u8> = AsyncMemo::builder()
+    ///     .time_to_idle(Duration::from_secs(10))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// memo.insert("k", 1);
+    /// clock.advance(Duration::from_secs(9));
+    /// assert!(memo.get("k").is_some(), "a read restarts the idle time");
+    /// clock.advance(Duration::from_secs(9));
+    /// assert!(memo.get("k").is_some());
+    /// clock.advance(Duration::from_secs(10));
+    /// assert!(memo.get("k").is_none());
+    /// ```
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.rules.time_to_idle = Some(tti);
+        self
+    }
+
+    /// Expires each entry after the duration `expire_after(key, value)` returns, counted from
+    /// its commit (`None`: no per-entry expiry). Memoize an OAuth token until just before its
+    /// `expires_in`, say. It runs once per stored value, outside every lock (for a flight, inside
+    /// its future). With several expiry rules, the earliest deadline wins; `Duration::ZERO`
+    /// expires at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// #[derive(Clone)]
+    /// struct Token { secret: String, expires_in: Duration }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clock = ManualClock::new();
+    /// let tokens: AsyncMemo<&str, Token> = AsyncMemo::builder()
+    ///     // Refresh a little before the server would reject the token.
+    ///     .expire_after(|_, token: &Token| token.expires_in.checked_sub(Duration::from_secs(30)))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// let fetch = || async { Token { secret: "t1".into(), expires_in: Duration::from_secs(3600) } };
+    /// assert_eq!(tokens.get_or_init("api", fetch).await.value().secret, "t1");
+    /// clock.advance(Duration::from_secs(3570));
+    /// assert!(tokens.get("api").is_none(), "refreshed 30 s early");
+    /// # });
+    /// ```
+    pub fn expire_after(
+        mut self,
+        expire_after: impl Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.expire_after = Some(Arc::new(expire_after));
+        self.rules.per_entry = true;
+        self
+    }
+
+    /// The clock expiry reads (default: [`SystemClock`]). Tests pass a [`ManualClock`].
+    ///
+    /// [`ManualClock`]: crate::ManualClock
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let clock = async_memo::ManualClock::new();
+    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::builder()
+    ///     .time_to_live(std::time::Duration::from_secs(1))
+    ///     .clock(clock)
+    ///     .build();
+    /// memo.insert(1, 1);
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    /// Calls `listener` once for every ready entry that leaves the memo, with the entry (and its
+    /// epoch) and the [`RemovalCause`].
+    ///
+    /// It runs after every lock is released, on the thread of the operation that caused the
+    /// removal — any method may run it, `get` included (an expired entry found by a read). It
+    /// may call any method of the memo, even `get_or_init` or `insert` for the same key (an MCP
+    /// close handler reconnecting, say): the removal that triggered it is complete, so what it
+    /// stores is never clobbered. If it panics, the removal stands, the other removals of the
+    /// same operation are still completed and reported, and then the panic propagates to the
+    /// caller of that operation.
+    ///
+    /// Entries still in the memo when its last handle is dropped are dropped without being
+    /// reported (there is no memo left to report on).
+    ///
+    /// To call the memo from its own listener, capture a [`WeakMemo`](crate::WeakMemo): a strong
+    /// handle would be a reference cycle that never frees the memo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, OnceLock};
+    /// use async_memo::{AsyncMemo, RemovalCause, WeakMemo};
+    ///
+    /// let me: Arc<OnceLock<WeakMemo<&str, u32>>> = Arc::default();
+    /// let weak = Arc::clone(&me);
+    /// let memo: AsyncMemo<&str, u32> = AsyncMemo::builder()
+    ///     .on_removal(move |key: &&str, entry, cause| {
+    ///         // A "connection" closed: store its successor, through a weak handle.
+    ///         if cause == RemovalCause::Invalidated {
+    ///             if let Some(memo) = weak.get().and_then(|w| w.upgrade()) {
+    ///                 memo.insert(*key, entry.value() + 1);
+    ///             }
+    ///         }
+    ///     })
+    ///     .build();
+    /// me.set(memo.downgrade()).unwrap();
+    /// let first = memo.insert("conn", 1);
+    /// assert!(memo.invalidate("conn", first.epoch()));
+    /// assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2), "the successor survives");
+    /// ```
+    pub fn on_removal(
+        mut self,
+        listener: impl Fn(&K, Entry<V>, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
     }
 
     /// Builds the memo.
@@ -100,16 +336,42 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// ```
     pub fn build(self) -> AsyncMemo<K, V, S>
     where
-        K: Hash + Eq + Clone,
+        K: Hash + Eq + Clone + Send + 'static,
         V: Clone + Send + Sync + 'static,
         S: BuildHasher + Clone,
     {
-        let shards = self.shards.unwrap_or_else(default_shards);
-        AsyncMemo::from_table(Table::new(shards, self.hasher))
+        let shards = self.shards.unwrap_or_else(|| default_shards(self.capacity));
+        let timer = self
+            .rules
+            .any()
+            .then(|| Timer::new(self.clock.unwrap_or_else(|| Box::new(SystemClock))));
+        let settings = Settings {
+            shards,
+            capacity: self.capacity,
+            weigher: self.weigher,
+            rules: self.rules,
+            expire_after: self.expire_after,
+            timer,
+            listener: self.listener,
+        };
+        AsyncMemo::from_table(Table::new(settings, self.hasher))
     }
 }
 
-fn default_shards() -> usize {
+fn default_shards(capacity: Option<u64>) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus * 4).min(MAX_SHARDS).next_power_of_two()
+    let shards = (cpus * 4).min(MAX_SHARDS).next_power_of_two();
+    match capacity {
+        // Power of two, at most `shards`, each with at least MIN_SHARD_CAPACITY when possible.
+        Some(capacity) => {
+            let fit = usize::try_from(capacity / MIN_SHARD_CAPACITY).unwrap_or(usize::MAX);
+            let fit = if fit.is_power_of_two() {
+                fit
+            } else {
+                fit.next_power_of_two() / 2
+            };
+            shards.min(fit.max(1))
+        }
+        None => shards,
+    }
 }

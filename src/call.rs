@@ -23,16 +23,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::flight::{ErasedError, Flight, InitFuture, Leave, Outcome, Step};
-use crate::table::{Lookup, Table};
+use crate::stats::bump;
+use crate::table::{Lookup, Measure, Table};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
 /// How a kind of call starts a flight and what it makes of the outcome.
-pub(crate) trait Init<V>: Sized {
+pub(crate) trait Init<K, V>: Sized {
     type Output;
 
-    /// Runs the user's closure and boxes its future.
-    fn start(self) -> InitFuture<V>;
+    /// Runs the user's closure and boxes its future, which measures the value it produces (with
+    /// a copy of the key, if the weigher or `expire_after` need one).
+    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V>;
 
     /// The output for a ready entry.
     fn hit(entry: Entry<V>) -> Self::Output;
@@ -44,17 +46,22 @@ pub(crate) trait Init<V>: Sized {
 /// `get_or_init`: an infallible init.
 pub(crate) struct Plain<F>(pub(crate) F);
 
-impl<V, F, Fut> Init<V> for Plain<F>
+impl<K, V, F, Fut> Init<K, V> for Plain<F>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = V> + Send + 'static,
+    K: Send + 'static,
     V: Send + 'static,
 {
     type Output = Entry<V>;
 
-    fn start(self) -> InitFuture<V> {
+    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
         let future = (self.0)();
-        Box::pin(async move { Ok(future.await) })
+        Box::pin(async move {
+            let value = future.await;
+            let admission = measure.measure(key.as_ref(), &value);
+            Ok((value, admission))
+        })
     }
 
     fn hit(entry: Entry<V>) -> Entry<V> {
@@ -69,18 +76,23 @@ where
 /// `get_or_try_init`: an init whose error `E` every caller expecting `E` shares as one `Arc<E>`.
 pub(crate) struct Fallible<F, E>(pub(crate) F, pub(crate) PhantomData<fn() -> E>);
 
-impl<V, E, F, Fut> Init<V> for Fallible<F, E>
+impl<K, V, E, F, Fut> Init<K, V> for Fallible<F, E>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<V, E>> + Send + 'static,
+    K: Send + 'static,
     V: Send + 'static,
     E: Send + Sync + 'static,
 {
     type Output = Result<Entry<V>, Arc<E>>;
 
-    fn start(self) -> InitFuture<V> {
+    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
         let future = (self.0)();
-        Box::pin(async move { future.await.map_err(|e| Arc::new(e) as ErasedError) })
+        Box::pin(async move {
+            let value = future.await.map_err(|e| Arc::new(e) as ErasedError)?;
+            let admission = measure.measure(key.as_ref(), &value);
+            Ok((value, admission))
+        })
     }
 
     fn hit(entry: Entry<V>) -> Self::Output {
@@ -171,7 +183,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    I: Init<V>,
+    I: Init<K, V>,
 {
     type Output = I::Output;
 
@@ -209,7 +221,9 @@ where
                         };
                         let guard = Abort::arm(table, key, &flight);
                         let start = init.take().expect("invariant 3: a new call has its init");
-                        let future = start.start();
+                        let measure = table.measure().clone();
+                        let owned = measure.needs_key().then(|| key.to_owned());
+                        let future = start.start(measure, owned);
                         if let Poll::Pending = drive(guard, future, waiter, cx) {
                             return Poll::Pending;
                         }
@@ -228,7 +242,7 @@ where
                         Step::Wait => return Poll::Pending,
                         Step::SelfAwait => panic!("{SELF_AWAIT}"),
                         Step::Done => {
-                            if let Some(output) = receive::<V, I>(state) {
+                            if let Some(output) = receive::<K, V, I>(state) {
                                 return Poll::Ready(output);
                             }
                         }
@@ -280,14 +294,29 @@ where
             }
             Poll::Pending
         }
-        Poll::Ready(outcome) => {
+        Poll::Ready(produced) => {
             drop(future);
-            match &outcome {
-                Ok(value) => guard.table.commit(guard.key, guard.flight, value),
-                Err(_) => guard.table.discard(guard.key, guard.flight),
-            }
+            let (outcome, removals) = match produced {
+                Ok((value, admission)) => {
+                    let removals = guard
+                        .table
+                        .commit(guard.key, guard.flight, &value, admission);
+                    (Ok(value), Some(removals))
+                }
+                Err(error) => {
+                    guard.table.discard(guard.key, guard.flight);
+                    bump(&guard.table.counters.failed);
+                    (Err(error), None)
+                }
+            };
             guard.flight.complete(outcome);
+            let table = guard.table;
             guard.disarm();
+            // Evictions the commit caused are reported once the flight is settled, so a
+            // panicking listener cannot leave a caller waiting.
+            if let Some(removals) = removals {
+                table.report(removals);
+            }
             Poll::Ready(())
         }
     }
@@ -312,10 +341,10 @@ fn leave_finished<V: Send + Sync + 'static>(state: &mut State<V>) -> State<V> {
 }
 
 /// Takes the outcome of a `Done` flight. `None`: this call cannot receive it and starts over.
-fn receive<V, I>(state: &mut State<V>) -> Option<I::Output>
+fn receive<K, V, I>(state: &mut State<V>) -> Option<I::Output>
 where
     V: Clone + Send + Sync + 'static,
-    I: Init<V>,
+    I: Init<K, V>,
 {
     let State::Joined {
         mut flight,
@@ -402,6 +431,7 @@ where
         if self.armed {
             // Settle the slot before publishing `Panicked` (flight invariant 1).
             self.table.discard(self.key, self.flight);
+            bump(&self.table.counters.panicked);
             self.flight.fail();
         }
     }

@@ -34,6 +34,7 @@ use std::thread::{self, ThreadId};
 use parking_lot::Mutex;
 
 use crate::Epoch;
+use crate::table::Admission;
 use crate::waiters::{WaiterId, Waiters, WakeList};
 
 /// An error of a fallible init future, type-erased so that one flight can serve callers of any
@@ -43,8 +44,12 @@ pub(crate) type ErasedError = Arc<dyn Any + Send + Sync>;
 /// What a flight's init future produces.
 pub(crate) type Outcome<V> = Result<V, ErasedError>;
 
+/// What a flight's boxed future yields: the outcome, with a value's measurements for the
+/// capacity and expiry policies (taken by the future, which has the key, outside every lock).
+pub(crate) type Produced<V> = Result<(V, Admission), ErasedError>;
+
 /// The boxed init future a flight owns.
-pub(crate) type InitFuture<V> = Pin<Box<dyn Future<Output = Outcome<V>> + Send>>;
+pub(crate) type InitFuture<V> = Pin<Box<dyn Future<Output = Produced<V>> + Send>>;
 
 /// A computation in progress for one key, shared by all its callers.
 pub(crate) struct Flight<V> {
@@ -180,7 +185,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
     }
 
     /// Polls the init future with the flight as its waker. Call without holding any lock.
-    pub(crate) fn poll_future(self: &Arc<Self>, future: &mut InitFuture<V>) -> Poll<Outcome<V>> {
+    pub(crate) fn poll_future(self: &Arc<Self>, future: &mut InitFuture<V>) -> Poll<Produced<V>> {
         let waker = Waker::from(Arc::clone(self));
         future.as_mut().poll(&mut Context::from_waker(&waker))
     }

@@ -119,18 +119,26 @@
 
 mod builder;
 mod call;
+mod clock;
 mod entry;
 mod epoch;
+mod expiry;
 mod flight;
 mod memo;
+mod policy;
+mod removal;
 mod shard;
+mod stats;
 mod table;
 mod waiters;
 
 pub use crate::builder::MemoBuilder;
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
-pub use crate::memo::AsyncMemo;
+pub use crate::memo::{AsyncMemo, WeakMemo};
+pub use crate::removal::RemovalCause;
+pub use crate::stats::Stats;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

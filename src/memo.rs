@@ -6,12 +6,13 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::call::{Call, Fallible, Key, Plain};
-use crate::shard::Slot;
+use crate::removal::Removals;
+use crate::stats::Stats;
 use crate::table::Table;
-use crate::{Entry, Epoch, MemoBuilder};
+use crate::{Entry, Epoch, MemoBuilder, RemovalCause};
 
 /// An async memo: runs an async computation once per key, shares it with every concurrent
 /// caller, and keeps the result until it is invalidated, removed or replaced.
@@ -59,7 +60,7 @@ impl<K, V, S> fmt::Debug for AsyncMemo<K, V, S> {
 
 impl<K, V> AsyncMemo<K, V>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
     /// An empty memo with the default hasher and shard count.
@@ -89,7 +90,7 @@ where
 
 impl<K, V> Default for AsyncMemo<K, V>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
@@ -99,7 +100,7 @@ where
 
 impl<K, V, S> AsyncMemo<K, V, S>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone,
 {
@@ -293,10 +294,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.table.shard(key).map.read().get(key)? {
-            Slot::Ready(entry) => Some(entry.clone()),
-            Slot::Flight(_) => None,
-        }
+        self.table.get(key)
     }
 
     /// The epoch of what `key` holds now: its ready entry, or its flight in progress.
@@ -319,12 +317,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.table
-            .shard(key)
-            .map
-            .read()
-            .get(key)
-            .map(|slot| slot.epoch())
+        let at = self.table.moment();
+        let hash = self.table.hash(key);
+        self.table.shard(hash).map.read().epoch(hash, key, at)
     }
 
     /// Stores `value` under `key` with a fresh epoch, replacing what the key held. A flight in
@@ -340,12 +335,7 @@ where
     /// ```
     pub fn insert(&self, key: K, value: V) -> Entry<V> {
         let returned = value.clone();
-        let shard = self.table.shard(&key);
-        let mut map = shard.map.write();
-        let epoch = Epoch::next();
-        let displaced = map.insert(key, Slot::Ready(Entry::new(value, epoch)));
-        drop(map);
-        drop(displaced);
+        let epoch = self.table.insert(key, value);
         Entry::new(returned, epoch)
     }
 
@@ -367,12 +357,8 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let removed = self
-            .table
-            .shard(key)
-            .map
-            .write()
-            .remove_if(key, |slot| slot.epoch() == observed);
+        let matches = |epoch| epoch == observed;
+        let removed = self.remove_where(key, RemovalCause::Invalidated, matches, false);
         removed.is_some()
     }
 
@@ -396,11 +382,41 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let removed = self.table.shard(key).map.write().remove_if(key, |_| true);
-        match removed? {
-            (_, Slot::Ready(entry)) => Some(entry),
-            (_, Slot::Flight(_)) => None,
-        }
+        self.remove_where(key, RemovalCause::Removed, |_| true, true)?
+    }
+
+    /// Removes the slot of `key` if `matches` its epoch. Returns `Some` if it removed a slot,
+    /// holding (if `keep`) a copy of the ready entry it removed and reported under `cause`. An
+    /// expired entry is purged and reported as expired, and counts as absent.
+    fn remove_where<Q>(
+        &self,
+        key: &Q,
+        cause: RemovalCause,
+        matches: impl FnOnce(Epoch) -> bool,
+        keep: bool,
+    ) -> Option<Option<Entry<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let at = self.table.moment();
+        let hash = self.table.hash(key);
+        let mut out = Removals::new();
+        let removed = self.table.shard(hash).map.write().remove_if(
+            hash,
+            key,
+            |slot| matches(slot.epoch()),
+            cause,
+            at,
+            &mut out,
+        );
+        let result = match removed? {
+            Ok(_) if keep => Some(out.cloned(cause)),
+            Ok(_) => Some(None),
+            Err(_detached_flight) => Some(None),
+        };
+        self.table.report(out);
+        result
     }
 
     /// Removes every ready entry and detaches every flight.
@@ -418,9 +434,12 @@ where
     /// assert!(memo.is_empty());
     /// ```
     pub fn invalidate_all(&self) {
+        let at = self.table.moment();
         for shard in self.table.shards() {
-            let taken = shard.map.write().take_all();
-            drop(taken);
+            let mut out = Removals::new();
+            let detached = shard.map.write().clear(at, &mut out);
+            drop(detached);
+            self.table.report(out);
         }
     }
 
@@ -447,5 +466,128 @@ where
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A snapshot of the memo's counters: hits, misses, flights and removals by cause.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo = async_memo::AsyncMemo::new();
+    /// memo.insert(1, "one");
+    /// memo.get(&1);
+    /// memo.get(&2);
+    /// let stats = memo.stats();
+    /// assert_eq!((stats.hits, stats.misses), (1, 1));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let hits = self
+            .table
+            .shards()
+            .iter()
+            .map(|s| s.hits.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        self.table.counters.snapshot(hits)
+    }
+
+    /// Purges every expired entry now, reporting each to the removal listener as `Expired`.
+    ///
+    /// Purging otherwise happens on the side of other operations: reads treat an expired entry
+    /// as absent at once, and every write purges a few expired entries of its shard. Call this
+    /// (from a periodic task of your own, say) to release expired values eagerly. A memo without
+    /// expiry has nothing to purge.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let memo: AsyncMemo<u32, u32> = AsyncMemo::builder()
+    ///     .time_to_live(Duration::from_secs(1))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// memo.insert(1, 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(memo.len(), 1, "expired, but not purged yet");
+    /// memo.purge_expired();
+    /// assert_eq!(memo.len(), 0);
+    /// ```
+    pub fn purge_expired(&self) {
+        let at = self.table.moment();
+        for shard in self.table.shards() {
+            let mut out = Removals::new();
+            shard.map.write().purge(at, usize::MAX, &mut out);
+            self.table.report(out);
+        }
+    }
+
+    /// A weak handle, which does not keep the memo alive. Give one to a removal listener that
+    /// needs to call its own memo: a strong handle there would be a reference cycle (memo ->
+    /// listener -> memo) that never frees the memo or anything in it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::new();
+    /// let weak = memo.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(memo);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn downgrade(&self) -> WeakMemo<K, V, S> {
+        WeakMemo {
+            table: Arc::downgrade(&self.table),
+        }
+    }
+}
+
+/// A weak handle to an [`AsyncMemo`], from [`AsyncMemo::downgrade`]; it does not keep the memo
+/// alive.
+///
+/// # Examples
+///
+/// ```
+/// use async_memo::{AsyncMemo, WeakMemo};
+///
+/// let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
+/// let weak: WeakMemo<&str, u32> = memo.downgrade();
+/// if let Some(memo) = weak.upgrade() {
+///     memo.insert("k", 1);
+/// }
+/// assert_eq!(memo.len(), 1);
+/// ```
+pub struct WeakMemo<K, V, S = RandomState> {
+    table: Weak<Table<K, V, S>>,
+}
+
+impl<K, V, S> WeakMemo<K, V, S> {
+    /// A strong handle, if the memo is still alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::new();
+    /// assert!(memo.downgrade().upgrade().is_some());
+    /// ```
+    pub fn upgrade(&self) -> Option<AsyncMemo<K, V, S>> {
+        self.table.upgrade().map(|table| AsyncMemo { table })
+    }
+}
+
+impl<K, V, S> Clone for WeakMemo<K, V, S> {
+    fn clone(&self) -> Self {
+        WeakMemo {
+            table: Weak::clone(&self.table),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for WeakMemo<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakMemo")
+            .field("alive", &(self.table.strong_count() > 0))
+            .finish()
     }
 }

@@ -1,156 +1,569 @@
-//! One shard of the memo: a map from keys to slots, behind a read-write lock.
+//! One shard of the memo: a hash table from keys to slots, behind a read-write lock, with the
+//! shard's share of the capacity policy and its expiry deadlines.
 //!
 //! # Invariants
 //!
 //! 1. A key holds one [`Slot`]: a ready entry or a flight. Every change of a slot is decided under
 //!    the shard write lock by comparing epochs (or, for a flight, its identity).
-//! 2. `ready` is the number of `Slot::Ready` in `map`.
-//! 3. Nothing displaced from the map (keys, values, flights) is dropped here: every method hands
-//!    it back, and the caller drops it after releasing the lock.
+//! 2. `ready` is the number of `Slot::Ready` in `table`; every ready entry of a bounded shard is
+//!    resident in `policy` (its weight counted once), and every ready entry with a deadline has
+//!    a token in `deadlines`.
+//! 3. Nothing displaced from the table (keys, values, flights) is dropped here: ready entries go
+//!    into a [`Removals`] with their cause, flights are handed back, and the caller drops or
+//!    reports them after releasing the lock.
+//! 4. An expired entry is never returned as present: whoever finds it removes it (compare on its
+//!    epoch) and reports it as `Expired`, once.
+//! 5. The table never calls `Hash` of `K`: buckets keep their hash, so a resize runs no user
+//!    code under the lock.
 
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
+use hashbrown::HashTable;
 use parking_lot::RwLock;
 
+use crate::clock::Tick;
+use crate::expiry::{Deadlines, Expiry, Moment};
 use crate::flight::Flight;
-use crate::{Entry, Epoch};
+use crate::policy::{Policy, Residency, Residents, Token};
+use crate::removal::Removals;
+use crate::{Entry, Epoch, RemovalCause};
 
 /// What a key holds.
 pub(crate) enum Slot<V> {
     /// A committed value.
-    Ready(Entry<V>),
+    Ready(Ready<V>),
     /// A computation in progress.
     Flight(Arc<Flight<V>>),
 }
 
-impl<V> Slot<V> {
-    pub(crate) fn epoch(&self) -> Epoch
-    where
-        V: Send + Sync + 'static,
-    {
+/// A committed value with what eviction and expiry need to know about it.
+pub(crate) struct Ready<V> {
+    pub(crate) entry: Entry<V>,
+    residency: Option<Residency>,
+    expiry: Expiry,
+}
+
+impl<V> Ready<V> {
+    /// Records a read (recency for the policy, last read for time to idle). Read lock only.
+    pub(crate) fn touch(&self, at: Moment) {
+        if let Some(residency) = &self.residency {
+            residency.touch();
+        }
+        self.expiry.touch(at);
+    }
+
+    pub(crate) fn is_expired(&self, at: Moment) -> bool {
+        self.expiry.is_expired(at)
+    }
+}
+
+impl<V: Send + Sync + 'static> Slot<V> {
+    pub(crate) fn epoch(&self) -> Epoch {
         match self {
-            Slot::Ready(entry) => entry.epoch(),
+            Slot::Ready(ready) => ready.entry.epoch(),
             Slot::Flight(flight) => flight.epoch(),
         }
     }
+}
 
-    fn is_ready(&self) -> bool {
-        matches!(self, Slot::Ready(_))
-    }
-
+impl<V> Slot<V> {
     /// Whether this slot is exactly `flight` (not merely another flight with the same key).
     pub(crate) fn is_flight(&self, flight: &Arc<Flight<V>>) -> bool {
         matches!(self, Slot::Flight(f) if Arc::ptr_eq(f, flight))
     }
 }
 
-/// A shard, padded to its own cache lines so that two shards' locks never share one.
-#[repr(align(128))]
-pub(crate) struct Shard<K, V, S> {
-    pub(crate) map: RwLock<ShardMap<K, V, S>>,
+struct Bucket<K, V> {
+    hash: u64,
+    key: K,
+    slot: Slot<V>,
 }
 
-impl<K, V, S> Shard<K, V, S> {
-    pub(crate) fn new(hasher: S) -> Self {
+/// A flight taken off its key, with the key: both to drop after unlocking (invariant 3).
+pub(crate) type Detached<K, V> = (K, Arc<Flight<V>>);
+
+/// What a new ready entry brings: its value and epoch, weight and fixed deadline.
+pub(crate) struct Arrival<V> {
+    pub(crate) entry: Entry<V>,
+    pub(crate) weight: u32,
+    pub(crate) deadline: Tick,
+}
+
+/// A shard, padded to its own cache lines so that two shards' locks never share one.
+#[repr(align(128))]
+pub(crate) struct Shard<K, V> {
+    pub(crate) map: RwLock<ShardMap<K, V>>,
+    /// Hits, counted beside the lock whose cache line a hit touches anyway.
+    pub(crate) hits: AtomicU64,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(capacity: Option<u64>, expires: bool) -> Self {
         Shard {
             map: RwLock::new(ShardMap {
-                map: HashMap::with_hasher(hasher),
+                table: HashTable::new(),
                 ready: 0,
+                policy: capacity.map(Policy::new),
+                deadlines: expires.then(Deadlines::default),
             }),
+            hits: AtomicU64::new(0),
         }
     }
 }
 
-pub(crate) struct ShardMap<K, V, S> {
-    map: HashMap<K, Slot<V>, S>,
+pub(crate) struct ShardMap<K, V> {
+    table: HashTable<Bucket<K, V>>,
     ready: usize,
+    policy: Option<Policy>,
+    deadlines: Option<Deadlines>,
 }
 
-impl<K, V, S> ShardMap<K, V, S> {
+/// What a key holds, as a read sees it.
+pub(crate) enum Found<'a, V> {
+    Ready(&'a Ready<V>),
+    Expired,
+    Flight(&'a Arc<Flight<V>>),
+    Vacant,
+}
+
+impl<K, V> ShardMap<K, V> {
     pub(crate) fn ready(&self) -> usize {
         self.ready
     }
 }
 
-/// A key and slot taken out of the map, to be dropped after the lock is released.
-pub(crate) type Displaced<K, V> = (Option<K>, Option<Slot<V>>);
+/// The table seen by the policy: tokens are found by hash and checked by epoch.
+struct Table<'a, K, V> {
+    table: &'a mut HashTable<Bucket<K, V>>,
+    ready: &'a mut usize,
+    out: &'a mut Removals<K, V>,
+}
 
-impl<K: Hash + Eq, V, S: BuildHasher> ShardMap<K, V, S> {
-    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&Slot<V>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.map.get(key)
+impl<K, V> Residents for Table<'_, K, V> {
+    fn residency(&mut self, token: Token) -> Option<&mut Residency> {
+        match &mut self.table.find_mut(token.hash, |b| holds(b, token))?.slot {
+            Slot::Ready(ready) => ready.residency.as_mut(),
+            Slot::Flight(_) => None,
+        }
     }
 
-    /// Puts `slot` under `key`. Returns the displaced slot and, if the key was present, the
-    /// spare `key` (the map keeps the one it had).
-    pub(crate) fn insert(&mut self, key: K, slot: Slot<V>) -> Displaced<K, V> {
-        self.ready += usize::from(slot.is_ready());
-        match self.map.get_mut(&key) {
-            Some(current) => {
-                let old = std::mem::replace(current, slot);
-                self.ready -= usize::from(old.is_ready());
-                (Some(key), Some(old))
+    fn evict(&mut self, token: Token) {
+        if let Ok(found) = self.table.find_entry(token.hash, |b| holds(b, token)) {
+            let (bucket, _) = found.remove();
+            if let Slot::Ready(ready) = bucket.slot {
+                *self.ready -= 1;
+                self.out
+                    .push(bucket.key, ready.entry, RemovalCause::Evicted);
             }
-            None => {
-                self.map.insert(key, slot);
-                (None, None)
+        }
+    }
+}
+
+fn holds<K, V>(bucket: &Bucket<K, V>, token: Token) -> bool {
+    bucket.hash == token.hash
+        && matches!(&bucket.slot, Slot::Ready(ready) if ready.entry.epoch() == token.epoch)
+}
+
+/// What a `get_or_init` caller found under the write lock.
+pub(crate) enum Claim<V> {
+    /// A ready entry.
+    Hit(Entry<V>),
+    /// A flight in progress, which the caller has joined.
+    Joined(Arc<Flight<V>>),
+    /// Nothing (or an expired entry): the caller created this flight.
+    Created(Arc<Flight<V>>),
+}
+
+impl<K, V> ShardMap<K, V>
+where
+    V: Send + Sync + 'static,
+{
+    fn find<Q>(&self, hash: u64, key: &Q) -> Option<&Bucket<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.table
+            .find(hash, |b| b.hash == hash && b.key.borrow() == key)
+    }
+
+    /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched.
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, at: Moment) -> Found<'_, V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match self.find(hash, key).map(|b| &b.slot) {
+            None => Found::Vacant,
+            Some(Slot::Flight(flight)) => Found::Flight(flight),
+            Some(Slot::Ready(ready)) if ready.is_expired(at) => Found::Expired,
+            Some(Slot::Ready(ready)) => {
+                ready.touch(at);
+                Found::Ready(ready)
             }
         }
     }
 
-    /// Removes the slot of `key` if `matches` says so.
-    pub(crate) fn remove_if<Q>(
+    /// The epoch of what `key` holds; an expired entry counts as absent.
+    pub(crate) fn epoch<Q>(&self, hash: u64, key: &Q, at: Moment) -> Option<Epoch>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match &self.find(hash, key)?.slot {
+            Slot::Ready(ready) if ready.is_expired(at) => None,
+            slot => Some(slot.epoch()),
+        }
+    }
+
+    /// For a `get_or_init` caller that found no usable entry under the read lock: looks again
+    /// under the write lock, and joins or creates the flight. `owned` is a copy of the key made
+    /// before locking; it is handed back when the table did not need it.
+    pub(crate) fn claim<Q>(
         &mut self,
+        hash: u64,
         key: &Q,
-        matches: impl FnOnce(&Slot<V>) -> bool,
-    ) -> Option<(K, Slot<V>)>
+        owned: K,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> (Claim<V>, Option<K>)
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
+        V: Clone,
     {
-        if !matches(self.map.get(key)?) {
-            return None;
+        match self
+            .table
+            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
+        {
+            Ok(mut found) => {
+                let bucket = found.get_mut();
+                match &bucket.slot {
+                    Slot::Ready(ready) if !ready.is_expired(at) => {
+                        ready.touch(at);
+                        return (Claim::Hit(ready.entry.clone()), Some(owned));
+                    }
+                    Slot::Flight(flight) => {
+                        flight.join();
+                        return (Claim::Joined(Arc::clone(flight)), Some(owned));
+                    }
+                    Slot::Ready(_) => {}
+                }
+                // Expired: the new flight takes its place; the owned key reports the removal.
+                let flight = Flight::new(Epoch::next());
+                let old = std::mem::replace(&mut bucket.slot, Slot::Flight(Arc::clone(&flight)));
+                let Slot::Ready(ready) = old else {
+                    unreachable!()
+                };
+                self.retire(owned, ready, RemovalCause::Expired, at, out);
+                (Claim::Created(flight), None)
+            }
+            Err(_) => {
+                // Drawn under the write lock, so a key's successive slots have rising epochs.
+                let flight = Flight::new(Epoch::next());
+                let bucket = Bucket {
+                    hash,
+                    key: owned,
+                    slot: Slot::Flight(Arc::clone(&flight)),
+                };
+                self.table.insert_unique(hash, bucket, |b| b.hash);
+                (Claim::Created(flight), None)
+            }
         }
-        let (key, slot) = self.map.remove_entry(key)?;
-        self.ready -= usize::from(slot.is_ready());
-        Some((key, slot))
     }
 
-    /// Commits a flight: replaces it with `entry` if the key still holds exactly that flight.
-    /// Returns what must be dropped after unlocking: the flight handle on success, `entry` itself
-    /// when the flight was detached.
+    /// Stores `arrival` under `key` (an `insert`). What the key held is replaced: a ready entry
+    /// is reported (`Replaced`, or `Expired`), a flight is detached and handed back.
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        arrival: Arrival<V>,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> Option<Detached<K, V>>
+    where
+        K: Eq,
+    {
+        let token = Token {
+            hash,
+            epoch: arrival.entry.epoch(),
+        };
+        let ready = arrive(&mut self.policy, arrival, token, at);
+        let displaced = match self
+            .table
+            .find_entry(hash, |b| b.hash == hash && b.key == key)
+        {
+            Ok(mut found) => {
+                let old = std::mem::replace(&mut found.get_mut().slot, Slot::Ready(ready));
+                // The table keeps its key; the spare one reports the replaced entry.
+                Some((key, old))
+            }
+            Err(_) => {
+                let bucket = Bucket {
+                    hash,
+                    key,
+                    slot: Slot::Ready(ready),
+                };
+                self.table.insert_unique(hash, bucket, |b| b.hash);
+                None
+            }
+        };
+        self.ready += 1;
+        let detached = match displaced {
+            Some((key, Slot::Ready(old))) => {
+                self.retire(key, old, RemovalCause::Replaced, at, out);
+                None
+            }
+            Some((key, Slot::Flight(flight))) => Some((key, flight)),
+            None => None,
+        };
+        self.settle(token, at, out);
+        detached
+    }
+
+    /// Commits a flight: replaces it with `arrival` if the key still holds exactly that flight.
+    /// A detached flight stores nothing: the entry is handed back, to be dropped after unlocking.
     pub(crate) fn commit<Q>(
         &mut self,
+        hash: u64,
         key: &Q,
         flight: &Arc<Flight<V>>,
-        entry: Entry<V>,
-    ) -> Result<Slot<V>, Entry<V>>
+        arrival: Arrival<V>,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> Result<Arc<Flight<V>>, Entry<V>>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Eq + ?Sized,
     {
-        match self.map.get_mut(key) {
-            Some(slot) if slot.is_flight(flight) => {
-                self.ready += 1;
-                Ok(std::mem::replace(slot, Slot::Ready(entry)))
+        let Some(bucket) = self
+            .table
+            .find_mut(hash, |b| b.hash == hash && b.key.borrow() == key)
+            .filter(|b| b.slot.is_flight(flight))
+        else {
+            return Err(arrival.entry);
+        };
+        let token = Token {
+            hash,
+            epoch: arrival.entry.epoch(),
+        };
+        let ready = arrive(&mut self.policy, arrival, token, at);
+        let old = std::mem::replace(&mut bucket.slot, Slot::Ready(ready));
+        let Slot::Flight(old) = old else {
+            unreachable!()
+        };
+        self.ready += 1;
+        self.settle(token, at, out);
+        Ok(old)
+    }
+
+    /// After a ready entry arrived under `token`: evicts it at once if the policy turned it
+    /// away, registers its deadline, and makes room.
+    fn settle(&mut self, token: Token, at: Moment, out: &mut Removals<K, V>) {
+        let Some(bucket) = self.table.find(token.hash, |b| holds(b, token)) else {
+            unreachable!("the entry just arrived")
+        };
+        let Slot::Ready(ready) = &bucket.slot else {
+            unreachable!()
+        };
+        if self.policy.is_some() && ready.residency.is_none() {
+            // Heavier than the whole capacity: turned away, which counts as evicted.
+            Table {
+                table: &mut self.table,
+                ready: &mut self.ready,
+                out,
             }
-            _ => Err(entry),
+            .evict(token);
+            return;
+        }
+        if let Some(deadlines) = &mut self.deadlines {
+            deadlines.push(ready.expiry.expires_at(at.time_to_idle), token);
+        }
+        if let Some(policy) = &mut self.policy {
+            policy.make_room(&mut Table {
+                table: &mut self.table,
+                ready: &mut self.ready,
+                out,
+            });
         }
     }
 
-    /// Empties the map, handing everything back.
-    pub(crate) fn take_all(&mut self) -> HashMap<K, Slot<V>, S>
+    /// Takes the ready entry out of a bucket being removed or replaced, reporting it.
+    fn retire(
+        &mut self,
+        key: K,
+        ready: Ready<V>,
+        cause: RemovalCause,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) {
+        self.ready -= 1;
+        if let (Some(policy), Some(residency)) = (&mut self.policy, &ready.residency) {
+            policy.forget(residency);
+        }
+        let cause = if ready.is_expired(at) {
+            RemovalCause::Expired
+        } else {
+            cause
+        };
+        out.push(key, ready.entry, cause);
+    }
+
+    /// Removes the slot of `key` if `matches` says so. An expired entry is removed (and reported
+    /// as expired) whatever `matches` says, and counts as absent.
+    ///
+    /// Returns what was removed: `Ok(epoch)` for a ready entry (reported in `out` under
+    /// `cause`), `Err` for a detached flight (to drop after unlocking).
+    pub(crate) fn remove_if<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        matches: impl FnOnce(&Slot<V>) -> bool,
+        cause: RemovalCause,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> Option<Result<Epoch, Detached<K, V>>>
     where
-        S: Clone,
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
     {
+        let found = self
+            .table
+            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
+            .ok()?;
+        let expired = matches!(&found.get().slot, Slot::Ready(r) if r.is_expired(at));
+        if !expired && !matches(&found.get().slot) {
+            return None;
+        }
+        let (bucket, _) = found.remove();
+        let removed = match bucket.slot {
+            Slot::Ready(ready) => {
+                let epoch = ready.entry.epoch();
+                self.retire(bucket.key, ready, cause, at, out);
+                (!expired).then_some(Ok(epoch))
+            }
+            Slot::Flight(flight) => Some(Err((bucket.key, flight))),
+        };
+        self.tidy(out);
+        removed
+    }
+
+    /// Removes exactly `flight` from `key` (a failed, panicked or abandoned flight); touches
+    /// nothing else, so it reports nothing and can run while unwinding.
+    pub(crate) fn remove_flight<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<Detached<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let found = self
+            .table
+            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
+            .ok()
+            .filter(|found| found.get().slot.is_flight(flight))?;
+        let (bucket, _) = found.remove();
+        match bucket.slot {
+            Slot::Flight(flight) => Some((bucket.key, flight)),
+            Slot::Ready(_) => unreachable!(),
+        }
+    }
+
+    /// Purges up to `budget` entries whose deadline has passed.
+    pub(crate) fn purge(&mut self, at: Moment, mut budget: usize, out: &mut Removals<K, V>) {
+        while budget > 0 {
+            let Some(token) = self.deadlines.as_mut().and_then(|d| d.pop_due(at.now)) else {
+                break;
+            };
+            let Ok(found) = self.table.find_entry(token.hash, |b| holds(b, token)) else {
+                continue; // stale
+            };
+            let Slot::Ready(ready) = &found.get().slot else {
+                unreachable!("`holds` matches ready entries only")
+            };
+            let due = ready.expiry.expires_at(at.time_to_idle);
+            if due > at.now {
+                // Read since the deadline was queued: its idle deadline moved.
+                if let Some(deadlines) = &mut self.deadlines {
+                    deadlines.push(due, token);
+                }
+                continue;
+            }
+            budget -= 1;
+            let (bucket, _) = found.remove();
+            let Slot::Ready(ready) = bucket.slot else {
+                unreachable!()
+            };
+            self.retire(bucket.key, ready, RemovalCause::Expired, at, out);
+        }
+        self.tidy(out);
+    }
+
+    /// Drops stale policy and deadline tokens once they pile up.
+    fn tidy(&mut self, out: &mut Removals<K, V>) {
+        if let Some(policy) = &mut self.policy {
+            policy.tidy(&mut Table {
+                table: &mut self.table,
+                ready: &mut self.ready,
+                out,
+            });
+        }
+        if let Some(deadlines) = &mut self.deadlines {
+            if deadlines.len() > 2 * self.ready + 64 {
+                let table = &self.table;
+                deadlines.retain(|token| table.find(token.hash, |b| holds(b, token)).is_some());
+            }
+        }
+    }
+
+    /// Empties the shard. Returns the ready entries (reported in `out` as `Cleared`, or
+    /// `Expired`) and the flights it detached, to drop after unlocking.
+    pub(crate) fn clear(&mut self, at: Moment, out: &mut Removals<K, V>) -> Vec<Detached<K, V>> {
+        let mut detached = Vec::new();
+        for bucket in self.table.drain() {
+            match bucket.slot {
+                Slot::Ready(ready) => {
+                    let cause = if ready.is_expired(at) {
+                        RemovalCause::Expired
+                    } else {
+                        RemovalCause::Cleared
+                    };
+                    out.push(bucket.key, ready.entry, cause);
+                }
+                Slot::Flight(flight) => detached.push((bucket.key, flight)),
+            }
+        }
         self.ready = 0;
-        let empty = HashMap::with_hasher(self.map.hasher().clone());
-        std::mem::replace(&mut self.map, empty)
+        if let Some(policy) = &mut self.policy {
+            policy.clear();
+        }
+        if let Some(deadlines) = &mut self.deadlines {
+            deadlines.clear();
+        }
+        detached
+    }
+}
+
+/// A new ready entry: admitted by the policy (if the shard is bounded), with its expiry.
+fn arrive<V>(
+    policy: &mut Option<Policy>,
+    arrival: Arrival<V>,
+    token: Token,
+    at: Moment,
+) -> Ready<V> {
+    let residency = match policy {
+        Some(policy) => policy.admit(token, arrival.weight),
+        None => None,
+    };
+    Ready {
+        expiry: Expiry::new(arrival.deadline, at.now),
+        entry: arrival.entry,
+        residency,
     }
 }

@@ -1,52 +1,155 @@
-//! The sharded table behind a memo, and the slot transitions the flight protocol needs.
+//! The sharded table behind a memo: its settings, its counters, and the slot transitions the
+//! flight protocol needs.
 //!
-//! Every method here takes a shard lock for one short, non-blocking critical section and drops
-//! whatever it displaced (keys, values, flights) only after releasing it.
+//! Every method here reads the clock and runs user functions (weigher, `expire_after`) *before*
+//! it locks, holds a shard lock for one short critical section, and drops or reports what it
+//! displaced (keys, values, flights) only after releasing it.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::flight::{Flight, Leave};
-use crate::shard::{Shard, Slot};
+use crate::clock::Timer;
+use crate::expiry::{ExpiryRules, Moment};
+use crate::flight::Flight;
+use crate::flight::Leave;
+use crate::removal::{Listener, Removals};
+use crate::shard::{Arrival, Claim, Found, Shard};
+use crate::stats::{Counters, bump};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
-pub(crate) struct Table<K, V, S> {
-    shards: Box<[Shard<K, V, S>]>,
-    hasher: S,
-    /// `shards.len() - 1`; the shard count is a power of two.
-    mask: usize,
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
+
+/// How many expired entries a write purges on the side (amortized maintenance).
+const PURGE_BUDGET: usize = 8;
+
+/// What a memo was built with.
+pub(crate) struct Settings<K, V> {
+    pub(crate) shards: usize,
+    pub(crate) capacity: Option<u64>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) rules: ExpiryRules,
+    pub(crate) expire_after: Option<ExpireAfter<K, V>>,
+    pub(crate) timer: Option<Timer>,
+    pub(crate) listener: Option<Listener<K, V>>,
 }
 
-/// What a caller of `get_or_init` found under its key.
-pub(crate) enum Lookup<V> {
-    /// A ready entry.
-    Hit(Entry<V>),
-    /// A flight in progress, which the caller has joined.
-    Joined(Arc<Flight<V>>),
-    /// Nothing: the caller created this flight and must create and drive its future.
-    Created(Arc<Flight<V>>),
+/// What a committed value needs measured, computed outside every lock by the flight's future
+/// (it has the key) right after the value is produced.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Admission {
+    pub(crate) weight: u32,
+    pub(crate) expire_after: Option<Duration>,
 }
 
-impl<K, V, S: Clone> Table<K, V, S> {
-    pub(crate) fn new(shards: usize, hasher: S) -> Self {
-        debug_assert!(shards.is_power_of_two());
-        Table {
-            shards: (0..shards).map(|_| Shard::new(hasher.clone())).collect(),
-            hasher,
-            mask: shards - 1,
+/// The user functions that measure a new entry; cheap to clone into a flight's future.
+pub(crate) struct Measure<K, V> {
+    weigher: Option<Weigher<K, V>>,
+    expire_after: Option<ExpireAfter<K, V>>,
+}
+
+impl<K, V> Clone for Measure<K, V> {
+    fn clone(&self) -> Self {
+        Measure {
+            weigher: self.weigher.clone(),
+            expire_after: self.expire_after.clone(),
         }
     }
 }
 
+impl<K, V> Measure<K, V> {
+    /// Whether measuring needs the key (then a flight keeps a copy of it).
+    pub(crate) fn needs_key(&self) -> bool {
+        self.weigher.is_some() || self.expire_after.is_some()
+    }
+
+    /// Runs the user's weigher and `expire_after`. User code: call without a lock.
+    pub(crate) fn measure(&self, key: Option<&K>, value: &V) -> Admission {
+        let (weight, expire_after) = match key {
+            Some(key) => (
+                self.weigher.as_ref().map_or(1, |w| w(key, value)),
+                self.expire_after.as_ref().and_then(|f| f(key, value)),
+            ),
+            None => (1, None),
+        };
+        Admission {
+            weight,
+            expire_after,
+        }
+    }
+}
+
+pub(crate) struct Table<K, V, S> {
+    shards: Box<[Shard<K, V>]>,
+    hasher: S,
+    /// `shards.len() - 1`; the shard count is a power of two.
+    mask: usize,
+    measure: Measure<K, V>,
+    rules: ExpiryRules,
+    timer: Option<Timer>,
+    listener: Option<Listener<K, V>>,
+    pub(crate) counters: Counters,
+}
+
+/// What a caller of `get_or_init` found under its key.
+pub(crate) type Lookup<V> = Claim<V>;
+
 impl<K, V, S> Table<K, V, S> {
-    pub(crate) fn shards(&self) -> &[Shard<K, V, S>] {
+    pub(crate) fn new(settings: Settings<K, V>, hasher: S) -> Self {
+        let shards = settings.shards;
+        debug_assert!(shards.is_power_of_two());
+        // Split the capacity exactly, so the shards' bounds add up to the memo's.
+        let share = |i: usize| {
+            settings.capacity.map(|cap| {
+                let n = shards as u64;
+                cap / n + u64::from((i as u64) < cap % n)
+            })
+        };
+        let expires = settings.rules.any();
+        Table {
+            shards: (0..shards).map(|i| Shard::new(share(i), expires)).collect(),
+            hasher,
+            mask: shards - 1,
+            measure: Measure {
+                weigher: settings.weigher,
+                expire_after: settings.expire_after,
+            },
+            rules: settings.rules,
+            timer: settings.timer,
+            listener: settings.listener,
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn shards(&self) -> &[Shard<K, V>] {
         &self.shards
     }
 
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.map.read().ready()).sum()
+    }
+
+    pub(crate) fn measure(&self) -> &Measure<K, V> {
+        &self.measure
+    }
+
+    /// The time, read before locking (the clock is user code); timeless without expiry.
+    pub(crate) fn moment(&self) -> Moment {
+        match &self.timer {
+            Some(timer) => Moment {
+                now: timer.now(),
+                time_to_idle: self.rules.time_to_idle,
+            },
+            None => Moment::TIMELESS,
+        }
+    }
+
+    /// Counts and reports what an operation removed. Call with no lock held.
+    pub(crate) fn report(&self, removals: Removals<K, V>) {
+        removals.report(self.listener.as_ref(), &self.counters);
     }
 }
 
@@ -56,14 +159,59 @@ where
     V: Send + Sync + 'static,
     S: BuildHasher,
 {
-    pub(crate) fn shard<Q>(&self, key: &Q) -> &Shard<K, V, S>
-    where
-        Q: Hash + ?Sized,
-    {
-        // The middle bits: std's map takes its bucket index from the low bits and its tag from
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
+        // The middle bits: hashbrown takes its bucket index from the low bits and its tag from
         // the top seven, so picking the shard with either would crowd keys within a shard.
-        let hash = self.hasher.hash_one(key);
         &self.shards[(hash >> 32) as usize & self.mask]
+    }
+
+    /// The ready entry of `key`, for `get`. An expired entry found here is purged and reported.
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let at = self.moment();
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
+        let expired = {
+            let map = shard.map.read();
+            match map.get(hash, key, at) {
+                Found::Ready(ready) => {
+                    // The hit path: one read lock, one lookup, a clone of `V` (run under the read
+                    // lock: the documented exception to "no user code under a lock").
+                    let entry = ready.entry.clone();
+                    bump(&shard.hits);
+                    return Some(entry);
+                }
+                Found::Expired => true,
+                Found::Flight(_) | Found::Vacant => false,
+            }
+        };
+        bump(&self.counters.misses);
+        if expired {
+            let mut out = Removals::new();
+            let removed = shard.map.write().remove_if(
+                hash,
+                key,
+                |_| false,
+                crate::RemovalCause::Expired,
+                at,
+                &mut out,
+            );
+            debug_assert!(
+                !matches!(removed, Some(Ok(_))),
+                "only the expired entry is removed"
+            );
+            drop(removed);
+            self.report(out);
+        }
+        None
     }
 
     /// Finds the ready entry of `key`, or joins its flight, or creates a flight for it.
@@ -73,66 +221,127 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
-        let shard = self.shard(key);
+        let at = self.moment();
+        let hash = self.hash(key);
+        let shard = self.shard(hash);
         {
             let map = shard.map.read();
-            match map.get(key) {
-                // The hit path: one read lock, one lookup, a clone of `V` (run under the read
-                // lock: the documented exception to "no user code under a lock").
-                Some(Slot::Ready(entry)) => return Lookup::Hit(entry.clone()),
-                Some(Slot::Flight(flight)) => {
-                    flight.join();
-                    return Lookup::Joined(Arc::clone(flight));
+            match map.get(hash, key, at) {
+                Found::Ready(ready) => {
+                    let entry = ready.entry.clone();
+                    bump(&shard.hits);
+                    return Claim::Hit(entry);
                 }
-                None => {}
+                Found::Flight(flight) => {
+                    flight.join();
+                    let flight = Arc::clone(flight);
+                    drop(map);
+                    bump(&self.counters.misses);
+                    bump(&self.counters.joins);
+                    return Claim::Joined(flight);
+                }
+                Found::Expired | Found::Vacant => {}
             }
         }
         // Clone the key before locking: `Clone` of `K` is user code.
         let owned = key.to_owned();
-        let mut map = shard.map.write();
-        let found = match map.get(key) {
-            Some(Slot::Ready(entry)) => Lookup::Hit(entry.clone()),
-            Some(Slot::Flight(flight)) => {
-                flight.join();
-                Lookup::Joined(Arc::clone(flight))
-            }
-            None => {
-                // Drawn under the write lock, so a key's successive slots have rising epochs.
-                let flight = Flight::new(Epoch::next());
-                let displaced = map.insert(owned, Slot::Flight(Arc::clone(&flight)));
-                debug_assert!(matches!(displaced, (None, None)));
-                return Lookup::Created(flight);
-            }
+        let mut out = Removals::new();
+        let (claim, spare) = {
+            let mut map = shard.map.write();
+            let claim = map.claim(hash, key, owned, at, &mut out);
+            map.purge(at, PURGE_BUDGET, &mut out);
+            claim
         };
-        drop(map);
-        drop(owned);
-        found
+        drop(spare);
+        match &claim {
+            Claim::Hit(_) => bump(&shard.hits),
+            Claim::Joined(_) => {
+                bump(&self.counters.misses);
+                bump(&self.counters.joins);
+            }
+            Claim::Created(_) => {
+                bump(&self.counters.misses);
+                bump(&self.counters.started);
+            }
+        }
+        self.report(out);
+        claim
+    }
+
+    /// Stores a value under `key` with a fresh epoch (`insert`); returns that epoch.
+    pub(crate) fn insert(&self, key: K, value: V) -> Epoch {
+        let admission = self.measure.measure(Some(&key), &value);
+        let at = self.moment();
+        let hash = self.hash(&key);
+        let mut out = Removals::new();
+        let (epoch, detached) = {
+            let mut map = self.shard(hash).map.write();
+            // Drawn under the write lock, so a key's successive slots have rising epochs.
+            let epoch = Epoch::next();
+            let arrival = self.arrival(Entry::new(value, epoch), admission, at);
+            let detached = map.insert(hash, key, arrival, at, &mut out);
+            map.purge(at, PURGE_BUDGET, &mut out);
+            (epoch, detached)
+        };
+        drop(detached);
+        self.report(out);
+        epoch
+    }
+
+    fn arrival(&self, entry: Entry<V>, admission: Admission, at: Moment) -> Arrival<V> {
+        Arrival {
+            entry,
+            weight: admission.weight,
+            deadline: self.rules.deadline(at.now, admission.expire_after),
+        }
     }
 
     /// Commits a completed flight: stores `value` under its epoch if the key still holds the
-    /// flight. A detached flight stores nothing (no resurrection).
-    pub(crate) fn commit<Q>(&self, key: &Q, flight: &Arc<Flight<V>>, value: &V)
+    /// flight. A detached flight stores nothing (no resurrection). Returns the removals the
+    /// commit caused (evictions), for the caller to report once the flight is published.
+    pub(crate) fn commit<Q>(
+        &self,
+        key: &Q,
+        flight: &Arc<Flight<V>>,
+        value: &V,
+        admission: Admission,
+    ) -> Removals<K, V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
         let entry = Entry::new(value.clone(), flight.epoch());
-        let displaced = self.shard(key).map.write().commit(key, flight, entry);
-        drop(displaced);
+        let at = self.moment();
+        let hash = self.hash(key);
+        let mut out = Removals::new();
+        let committed = {
+            let mut map = self.shard(hash).map.write();
+            let arrival = self.arrival(entry, admission, at);
+            let committed = map.commit(hash, key, flight, arrival, at, &mut out);
+            map.purge(at, PURGE_BUDGET, &mut out);
+            committed
+        };
+        match committed {
+            Ok(_flight) => bump(&self.counters.committed),
+            Err(_entry) => bump(&self.counters.detached),
+        }
+        out
     }
 
     /// Removes the flight from its key, if the key still holds it (failed or panicked flights).
+    /// Reports nothing and runs no user code but `Hash`/`Eq`, so it is safe while unwinding.
     pub(crate) fn discard<Q>(&self, key: &Q, flight: &Arc<Flight<V>>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        let hash = self.hash(key);
         let removed = self
-            .shard(key)
+            .shard(hash)
             .map
             .write()
-            .remove_if(key, |slot| slot.is_flight(flight));
+            .remove_flight(hash, key, flight);
         drop(removed);
     }
 
@@ -146,10 +355,11 @@ where
         let (leave, removed) = match flight.leave(waiter, false) {
             Leave::Last => {
                 // Under the write lock nobody can join, so "last" stays true while we abandon.
-                let mut map = self.shard(key).map.write();
+                let hash = self.hash(key);
+                let mut map = self.shard(hash).map.write();
                 let leave = flight.leave(waiter, true);
                 let removed = match leave {
-                    Leave::Abandoned(..) => map.remove_if(key, |slot| slot.is_flight(flight)),
+                    Leave::Abandoned(..) => map.remove_flight(hash, key, flight),
                     _ => None,
                 };
                 (leave, removed)
@@ -163,6 +373,7 @@ where
                 wake.wake_all();
             }
             Leave::Abandoned(future, old) => {
+                bump(&self.counters.abandoned);
                 drop(old);
                 drop(future);
             }

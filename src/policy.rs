@@ -1,0 +1,343 @@
+//! Capacity eviction: S3-FIFO (Yang et al., "FIFO queues are all you need for cache eviction",
+//! SOSP 2023), one instance per shard.
+//!
+//! New entries enter a small FIFO (a tenth of the capacity). An entry read more than once while
+//! there moves to the main FIFO when it reaches the head; the others are evicted and their hash is
+//! remembered in a ghost FIFO, so that an entry that comes back soon goes straight to main. The
+//! main FIFO gives an entry read since its last pass another round (up to three) before evicting
+//! it. One-pass scans thus flow through the small queue without displacing the working set, and a
+//! read costs one relaxed atomic store at most (`Residency::touch`), under the shard *read* lock.
+//!
+//! # Invariants
+//!
+//! 1. Every resident entry has exactly one token in the queue its `Residency::queue` names; a
+//!    token whose entry is gone (removed, replaced, expired) is stale and skipped when met.
+//! 2. `small.weight + main.weight` is the total weight of resident entries, so after
+//!    `make_room` it is at most `capacity`.
+//! 3. Queues hold at most `2 * residents + SLACK` tokens: `compact` drops stale ones beyond that.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+use hashbrown::HashTable;
+
+use crate::Epoch;
+
+/// The most a read can raise an entry's frequency to.
+const MAX_FREQ: u8 = 3;
+
+/// Stale tokens tolerated before a queue is compacted.
+const SLACK: usize = 64;
+
+/// Names one resident entry: its hash (to find it) and epoch (to know it is still the same one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Token {
+    pub(crate) hash: u64,
+    pub(crate) epoch: Epoch,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queue {
+    Small,
+    Main,
+}
+
+/// The policy's state kept in each resident entry.
+#[derive(Debug)]
+pub(crate) struct Residency {
+    freq: AtomicU8,
+    queue: Queue,
+    weight: u32,
+}
+
+impl Residency {
+    /// Records a read. Runs under the shard read lock, so it writes only to this entry, and not
+    /// at all once the counter is full.
+    pub(crate) fn touch(&self) {
+        let freq = self.freq.load(Relaxed);
+        if freq < MAX_FREQ {
+            self.freq.store(freq + 1, Relaxed);
+        }
+    }
+}
+
+/// The shard's resident entries, as the policy sees them.
+pub(crate) trait Residents {
+    /// The residency of the live entry `token` names, or `None` if the token is stale.
+    fn residency(&mut self, token: Token) -> Option<&mut Residency>;
+    /// Evicts the live entry `token` names.
+    fn evict(&mut self, token: Token);
+}
+
+#[derive(Default)]
+struct Fifo {
+    tokens: VecDeque<Token>,
+    weight: u64,
+}
+
+/// Hashes of entries recently evicted from the small queue.
+#[derive(Default)]
+struct Ghost {
+    order: VecDeque<u64>,
+    /// Hash -> how many times it is in `order`.
+    present: HashTable<(u64, u32)>,
+}
+
+impl Ghost {
+    fn contains(&self, hash: u64) -> bool {
+        self.present.find(hash, |&(h, _)| h == hash).is_some()
+    }
+
+    fn remember(&mut self, hash: u64, limit: usize) {
+        self.order.push_back(hash);
+        match self.present.find_mut(hash, |&(h, _)| h == hash) {
+            Some((_, count)) => *count += 1,
+            None => {
+                self.present.insert_unique(hash, (hash, 1), |&(h, _)| h);
+            }
+        }
+        while self.order.len() > limit.max(1) {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Ok(mut slot) = self.present.find_entry(old, |&(h, _)| h == old) {
+                slot.get_mut().1 -= 1;
+                if slot.get().1 == 0 {
+                    slot.remove();
+                }
+            }
+        }
+    }
+}
+
+pub(crate) struct Policy {
+    capacity: u64,
+    small_target: u64,
+    small: Fifo,
+    main: Fifo,
+    ghost: Ghost,
+    residents: usize,
+}
+
+impl Policy {
+    pub(crate) fn new(capacity: u64) -> Self {
+        Policy {
+            capacity,
+            small_target: (capacity / 10).max(1),
+            small: Fifo::default(),
+            main: Fifo::default(),
+            ghost: Ghost::default(),
+            residents: 0,
+        }
+    }
+
+    /// A new entry arrives. Returns its residency, or `None` if it can never fit (its weight
+    /// exceeds the capacity): then it is turned away, which counts as evicted.
+    pub(crate) fn admit(&mut self, token: Token, weight: u32) -> Option<Residency> {
+        if u64::from(weight) > self.capacity {
+            return None;
+        }
+        let queue = if self.ghost.contains(token.hash) {
+            Queue::Main
+        } else {
+            Queue::Small
+        };
+        let fifo = self.fifo(queue);
+        fifo.tokens.push_back(token);
+        fifo.weight += u64::from(weight);
+        self.residents += 1;
+        Some(Residency {
+            freq: AtomicU8::new(0),
+            queue,
+            weight,
+        })
+    }
+
+    /// A resident entry left by other means (invalidated, removed, replaced, expired, cleared).
+    /// Its token stays behind, stale, until met or compacted away.
+    pub(crate) fn forget(&mut self, residency: &Residency) {
+        let fifo = self.fifo(residency.queue);
+        fifo.weight -= u64::from(residency.weight);
+        self.residents -= 1;
+    }
+
+    /// Forgets everything (the shard was cleared).
+    pub(crate) fn clear(&mut self) {
+        self.small = Fifo::default();
+        self.main = Fifo::default();
+        self.residents = 0;
+    }
+
+    fn fifo(&mut self, queue: Queue) -> &mut Fifo {
+        match queue {
+            Queue::Small => &mut self.small,
+            Queue::Main => &mut self.main,
+        }
+    }
+
+    /// Evicts until the resident weight is within the capacity (invariant 2).
+    pub(crate) fn make_room(&mut self, residents: &mut impl Residents) {
+        while self.small.weight + self.main.weight > self.capacity {
+            let evicted = if self.small.weight > self.small_target || self.main.tokens.is_empty() {
+                self.evict_small(residents)
+            } else {
+                self.evict_main(residents)
+            };
+            if !evicted {
+                debug_assert!(false, "invariant 2: weight without a resident to evict");
+                break;
+            }
+        }
+        self.compact(residents);
+    }
+
+    fn evict_small(&mut self, residents: &mut impl Residents) -> bool {
+        while let Some(token) = self.small.tokens.pop_front() {
+            let Some(residency) = residents.residency(token) else {
+                continue; // stale
+            };
+            let weight = u64::from(residency.weight);
+            self.small.weight -= weight;
+            if residency.freq.load(Relaxed) > 1 {
+                residency.freq.store(0, Relaxed);
+                residency.queue = Queue::Main;
+                self.main.tokens.push_back(token);
+                self.main.weight += weight;
+                if self.small.weight + self.main.weight <= self.capacity {
+                    return true;
+                }
+            } else {
+                residents.evict(token);
+                self.residents -= 1;
+                let limit = self.main.tokens.len().max(self.residents);
+                self.ghost.remember(token.hash, limit);
+                return true;
+            }
+        }
+        // Everything in small was promoted; make room in main instead.
+        self.evict_main(residents)
+    }
+
+    fn evict_main(&mut self, residents: &mut impl Residents) -> bool {
+        while let Some(token) = self.main.tokens.pop_front() {
+            let Some(residency) = residents.residency(token) else {
+                continue; // stale
+            };
+            let freq = residency.freq.load(Relaxed);
+            if freq > 0 {
+                residency.freq.store(freq - 1, Relaxed);
+                self.main.tokens.push_back(token);
+            } else {
+                self.main.weight -= u64::from(residency.weight);
+                residents.evict(token);
+                self.residents -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drops stale tokens once the queues hold far more tokens than residents (invariant 3).
+    fn compact(&mut self, residents: &mut impl Residents) {
+        if self.small.tokens.len() + self.main.tokens.len() <= 2 * self.residents + SLACK {
+            return;
+        }
+        self.small.tokens.retain(|&t| {
+            residents
+                .residency(t)
+                .is_some_and(|r| r.queue == Queue::Small)
+        });
+        self.main.tokens.retain(|&t| {
+            residents
+                .residency(t)
+                .is_some_and(|r| r.queue == Queue::Main)
+        });
+    }
+
+    /// Compacts after removals that did not go through `make_room`.
+    pub(crate) fn tidy(&mut self, residents: &mut impl Residents) {
+        self.compact(residents);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A toy shard: hash -> (epoch, residency).
+    #[derive(Default)]
+    struct Toy {
+        live: HashMap<u64, (Epoch, Residency)>,
+        evicted: Vec<u64>,
+    }
+
+    impl Residents for Toy {
+        fn residency(&mut self, token: Token) -> Option<&mut Residency> {
+            match self.live.get_mut(&token.hash) {
+                Some((epoch, residency)) if *epoch == token.epoch => Some(residency),
+                _ => None,
+            }
+        }
+        fn evict(&mut self, token: Token) {
+            self.live.remove(&token.hash);
+            self.evicted.push(token.hash);
+        }
+    }
+
+    fn insert(policy: &mut Policy, toy: &mut Toy, hash: u64) {
+        let token = Token {
+            hash,
+            epoch: Epoch::next(),
+        };
+        let residency = policy.admit(token, 1).expect("fits");
+        toy.live.insert(hash, (token.epoch, residency));
+        policy.make_room(toy);
+    }
+
+    #[test]
+    fn bound_holds_and_frequent_entries_survive_a_scan() {
+        let mut policy = Policy::new(10);
+        let mut toy = Toy::default();
+        for hash in 0..5 {
+            insert(&mut policy, &mut toy, hash);
+            for _ in 0..3 {
+                toy.live[&hash].1.touch();
+            }
+        }
+        for hash in 100..1000 {
+            insert(&mut policy, &mut toy, hash);
+            assert!(toy.live.len() <= 10, "the bound holds after every insert");
+        }
+        for hash in 0..5 {
+            assert!(
+                toy.live.contains_key(&hash),
+                "hot entry {hash} survived the scan"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_tokens_are_skipped_and_compacted() {
+        let mut policy = Policy::new(4);
+        let mut toy = Toy::default();
+        for round in 0..1000u64 {
+            insert(&mut policy, &mut toy, round % 3);
+            // Replace the entry behind the policy's back, as `insert` over a key does.
+            let (_, residency) = toy.live.remove(&(round % 3)).unwrap();
+            policy.forget(&residency);
+        }
+        assert!(policy.small.tokens.len() + policy.main.tokens.len() <= SLACK + 2 * 3 + 1);
+        assert_eq!(policy.small.weight + policy.main.weight, 0);
+    }
+
+    #[test]
+    fn an_entry_heavier_than_the_capacity_is_turned_away() {
+        let mut policy = Policy::new(4);
+        let token = Token {
+            hash: 1,
+            epoch: Epoch::next(),
+        };
+        assert!(policy.admit(token, 5).is_none());
+    }
+}
