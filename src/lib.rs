@@ -90,6 +90,108 @@
 //!     the boxed init future — plus the owned key (the `_by_ref` methods clone it only then), and
 //!     the waiter list only when a caller has to wait.
 //!
+//! 11. **Eviction and expiry are compare-and-delete too.** A removal decided on an entry of
+//!     epoch `e` — by the capacity policy, by an expiry, or by a caller — removes that entry only
+//!     if the key still holds epoch `e`. An expiry racing an `insert` or a new commit never
+//!     removes the newer entry, and flights are never evicted or expired.
+//! 12. **Removals are reported once.** With a [removal listener](MemoBuilder::on_removal),
+//!     every ready entry that leaves the memo is reported exactly once, with its epoch and a
+//!     [`RemovalCause`], after every lock is released, on the thread of the operation that
+//!     removed it. The listener may call the memo (through a [`WeakMemo`]).
+//!
+//! # Bounded memos
+//!
+//! [`MemoBuilder::max_capacity`] bounds the number of ready entries (or their total weight,
+//! with a [`weigher`](MemoBuilder::weigher)). Eviction is S3-FIFO (Yang et al., "FIFO queues are
+//! all you need for cache eviction", SOSP 2023): new entries enter a small FIFO; those read
+//! again before they reach its head move to the main FIFO, the rest are evicted and remembered
+//! in a ghost queue so that they go straight to main if they come back soon. It resists one-pass
+//! scans, and a read only sets a small counter in the entry, under the shard's *read* lock —
+//! unlike an LRU list, which every read must reorder under a write lock. We chose it over
+//! W-TinyLFU (Caffeine, moka) for that cheap read path and its published hit ratios; the
+//! benchmark suite compares its hit ratio with moka's on Zipf and scan traces.
+//!
+//! ```
+//! use async_memo::AsyncMemo;
+//!
+//! # futures::executor::block_on(async {
+//! let thumbnails: AsyncMemo<u32, Vec<u8>> = AsyncMemo::builder().max_capacity(1_000).build();
+//! for id in 0..5_000 {
+//!     thumbnails.get_or_init(id, || async move { vec![0; 16] }).await;
+//! }
+//! assert!(thumbnails.len() <= 1_000);
+//! # });
+//! ```
+//!
+//! # Expiring memos
+//!
+//! [`time_to_live`](MemoBuilder::time_to_live) (since commit),
+//! [`time_to_idle`](MemoBuilder::time_to_idle) (since the last read) and a per-entry
+//! [`expire_after`](MemoBuilder::expire_after) can be combined; the earliest deadline wins. An
+//! expired entry is never returned: reads treat it as absent and `get_or_init` starts a new
+//! flight. It is purged by whichever operation finds it, by writes to its shard on the side, or
+//! by [`purge_expired`](AsyncMemo::purge_expired); [`len`](AsyncMemo::len) counts it until then.
+//! Time comes from a [`Clock`] ([`ManualClock`] in tests), read outside every lock; the crate
+//! never starts a timer.
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_memo::{AsyncMemo, ManualClock};
+//!
+//! #[derive(Clone)]
+//! struct Token { secret: String, expires_in: Duration }
+//!
+//! # futures::executor::block_on(async {
+//! let clock = ManualClock::new();
+//! let tokens: AsyncMemo<&str, Token> = AsyncMemo::builder()
+//!     .expire_after(|_, t: &Token| t.expires_in.checked_sub(Duration::from_secs(60)))
+//!     .clock(clock.clone())
+//!     .build();
+//! let login = || async { Token { secret: "s3cr3t".into(), expires_in: Duration::from_secs(600) } };
+//! let token = tokens.get_or_init("api", login).await;
+//! assert_eq!(token.value().secret, "s3cr3t");
+//! clock.advance(Duration::from_secs(540));
+//! // One minute before the server's deadline, the next call fetches a fresh token.
+//! let fresh = tokens.get_or_init("api", login).await;
+//! assert!(fresh.epoch() > token.epoch());
+//! # });
+//! ```
+//!
+//! # Closing what leaves the memo
+//!
+//! A removal listener is where resources are released: every entry that leaves — invalidated,
+//! removed, replaced, expired, evicted or cleared — passes through it once.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use async_memo::{AsyncMemo, Entry, RemovalCause};
+//!
+//! struct Connection { open: Arc<AtomicUsize> }
+//! impl Connection {
+//!     fn close(&self) { self.open.fetch_sub(1, Ordering::SeqCst); }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let open = Arc::new(AtomicUsize::new(0));
+//! let connections: AsyncMemo<&str, Arc<Connection>> = AsyncMemo::builder()
+//!     .max_capacity(2)
+//!     .shards(1)
+//!     .on_removal(|_: &&str, entry: Entry<Arc<Connection>>, _: RemovalCause| entry.value().close())
+//!     .build();
+//! for server in ["a", "b", "c", "d"] {
+//!     let open = Arc::clone(&open);
+//!     connections
+//!         .get_or_init(server, move || async move {
+//!             open.fetch_add(1, Ordering::SeqCst);
+//!             Arc::new(Connection { open })
+//!         })
+//!         .await;
+//! }
+//! assert_eq!(open.load(Ordering::SeqCst), connections.len(), "evicted ones were closed");
+//! # });
+//! ```
+//!
 //! # Choosing between `invalidate` and `remove`
 //!
 //! [`remove`](AsyncMemo::remove) deletes whatever the key holds *now*. After an `.await` that

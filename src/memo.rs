@@ -317,9 +317,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let at = self.table.moment();
-        let hash = self.table.hash(key);
-        self.table.shard(hash).map.read().epoch(hash, key, at)
+        self.table.epoch(key)
     }
 
     /// Stores `value` under `key` with a fresh epoch, replacing what the key held. A flight in

@@ -189,8 +189,9 @@ where
             .find(hash, |b| b.hash == hash && b.key.borrow() == key)
     }
 
-    /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched.
-    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, at: Moment) -> Found<'_, V>
+    /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched
+    /// (counted as read by the policy and for time to idle) if `read`.
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q, at: Moment, read: bool) -> Found<'_, V>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -200,21 +201,11 @@ where
             Some(Slot::Flight(flight)) => Found::Flight(flight),
             Some(Slot::Ready(ready)) if ready.is_expired(at) => Found::Expired,
             Some(Slot::Ready(ready)) => {
-                ready.touch(at);
+                if read {
+                    ready.touch(at);
+                }
                 Found::Ready(ready)
             }
-        }
-    }
-
-    /// The epoch of what `key` holds; an expired entry counts as absent.
-    pub(crate) fn epoch<Q>(&self, hash: u64, key: &Q, at: Moment) -> Option<Epoch>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        match &self.find(hash, key)?.slot {
-            Slot::Ready(ready) if ready.is_expired(at) => None,
-            slot => Some(slot.epoch()),
         }
     }
 

@@ -181,7 +181,7 @@ where
         let shard = self.shard(hash);
         let expired = {
             let map = shard.map.read();
-            match map.get(hash, key, at) {
+            match map.get(hash, key, at, true) {
                 Found::Ready(ready) => {
                     // The hit path: one read lock, one lookup, a clone of `V` (run under the read
                     // lock: the documented exception to "no user code under a lock").
@@ -195,23 +195,50 @@ where
         };
         bump(&self.counters.misses);
         if expired {
-            let mut out = Removals::new();
-            let removed = shard.map.write().remove_if(
-                hash,
-                key,
-                |_| false,
-                crate::RemovalCause::Expired,
-                at,
-                &mut out,
-            );
-            debug_assert!(
-                !matches!(removed, Some(Ok(_))),
-                "only the expired entry is removed"
-            );
-            drop(removed);
-            self.report(out);
+            self.purge_one(hash, key, at);
         }
         None
+    }
+
+    /// The epoch of what `key` holds (`epoch`). An expired entry found here is purged and
+    /// reported.
+    pub(crate) fn epoch<Q>(&self, key: &Q) -> Option<Epoch>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let at = self.moment();
+        let hash = self.hash(key);
+        let found = match self.shard(hash).map.read().get(hash, key, at, false) {
+            Found::Ready(ready) => Ok(Some(ready.entry.epoch())),
+            Found::Flight(flight) => Ok(Some(flight.epoch())),
+            Found::Vacant => Ok(None),
+            Found::Expired => Err(()),
+        };
+        found.unwrap_or_else(|()| {
+            self.purge_one(hash, key, at);
+            None
+        })
+    }
+
+    /// Purges the entry of `key` if it is expired at `at` (a read found it so).
+    fn purge_one<Q>(&self, hash: u64, key: &Q, at: Moment)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut out = Removals::new();
+        // `|_| false`: only an expired entry is removed, whatever else the key holds now.
+        let removed = self.shard(hash).map.write().remove_if(
+            hash,
+            key,
+            |_| false,
+            crate::RemovalCause::Expired,
+            at,
+            &mut out,
+        );
+        debug_assert!(removed.is_none(), "only an expired entry is removed");
+        self.report(out);
     }
 
     /// Finds the ready entry of `key`, or joins its flight, or creates a flight for it.
@@ -226,7 +253,7 @@ where
         let shard = self.shard(hash);
         {
             let map = shard.map.read();
-            match map.get(hash, key, at) {
+            match map.get(hash, key, at, true) {
                 Found::Ready(ready) => {
                     let entry = ready.entry.clone();
                     bump(&shard.hits);
