@@ -224,7 +224,7 @@ where
                         let measure = table.measure().clone();
                         let owned = measure.needs_key().then(|| key.to_owned());
                         let future = start.start(measure, owned);
-                        if let Poll::Pending = drive(guard, future, waiter, cx) {
+                        if drive(guard, future, waiter, cx).is_pending() {
                             return Poll::Pending;
                         }
                     }
@@ -235,7 +235,7 @@ where
                     match step {
                         Step::Drive(future) => {
                             let guard = Abort::arm(table, key, flight);
-                            if let Poll::Pending = drive(guard, future, waiter, cx) {
+                            if drive(guard, future, waiter, cx).is_pending() {
                                 return Poll::Pending;
                             }
                         }
@@ -329,9 +329,11 @@ fn leave_finished<V: Send + Sync + 'static>(state: &mut State<V>) -> State<V> {
         unreachable!("only a joined call leaves a flight")
     };
     match flight.leave(*waiter, false) {
-        Leave::Left(mut wake, old) => {
+        Leave::Left { hand_over, old } => {
             drop(old);
-            wake.wake_all();
+            if hand_over {
+                flight.wake_waiters();
+            }
         }
         Leave::Last | Leave::Abandoned(..) => {
             unreachable!("flight invariant 3: a finished flight is never abandoned")

@@ -105,8 +105,9 @@ pub(crate) enum Step<V> {
 
 /// What a departing caller must do after [`Flight::leave`], outside every lock.
 pub(crate) enum Leave<V> {
-    /// Left. Wake these callers (they inherit the duty to drive) and drop the old waker.
-    Left(WakeList, Option<Waker>),
+    /// Left. Drop the old waker; if `hand_over`, call [`Flight::wake_waiters`]: the future wants
+    /// a poll that the departing caller will not give, so every other caller inherits the duty.
+    Left { hand_over: bool, old: Option<Waker> },
     /// This is the last caller of an unfinished flight. Nothing was changed: call `leave` again
     /// under the shard write lock with `may_abandon`, so that no caller can join meanwhile.
     Last,
@@ -228,7 +229,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
 
     fn finish(&self, end: Drive<V>) {
         let mut wake = WakeList::new();
-        let mut more = {
+        let more = {
             let mut state = self.state.lock();
             if let Drive::Polling { .. } = state.drive {
                 state.drive = end;
@@ -238,11 +239,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
                 false
             }
         };
-        wake.wake_all();
-        while more {
-            more = self.state.lock().waiters.drain_into(&mut wake);
-            wake.wake_all();
-        }
+        self.wake_rest(wake, more);
     }
 
     /// The outcome of a `Done` flight.
@@ -282,13 +279,26 @@ impl<V: Send + Sync + 'static> Flight<V> {
         }
         let old = waiter.and_then(|id| state.waiters.unregister(id));
         state.callers -= 1;
+        // The future wants a poll and this caller may have been the one meant to give it: hand
+        // that duty to every other caller (invariant 6).
+        let hand_over = matches!(state.drive, Drive::Idle { woken: true, .. });
+        Leave::Left { hand_over, old }
+    }
+
+    /// Wakes every registered caller. Call with no lock held.
+    pub(crate) fn wake_waiters(&self) {
         let mut wake = WakeList::new();
-        if let Drive::Idle { woken: true, .. } = state.drive {
-            // The future wants a poll and this caller may have been the one meant to give it:
-            // hand that duty to every other caller (invariant 6).
-            state.waiters.drain_into(&mut wake);
+        let more = self.state.lock().waiters.drain_into(&mut wake);
+        self.wake_rest(wake, more);
+    }
+
+    /// Wakes `wake`, then, while `more` wakers were left behind, takes and wakes the next batch.
+    fn wake_rest(&self, mut wake: WakeList, mut more: bool) {
+        wake.wake_all();
+        while more {
+            more = self.state.lock().waiters.drain_into(&mut wake);
+            wake.wake_all();
         }
-        Leave::Left(wake, old)
     }
 }
 
@@ -299,7 +309,7 @@ impl<V: Send + Sync + 'static> Wake for Flight<V> {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let mut wake = WakeList::new();
-        let mut more = {
+        let more = {
             let mut state = self.state.lock();
             match &mut state.drive {
                 Drive::Polling { notified, .. } => {
@@ -313,10 +323,6 @@ impl<V: Send + Sync + 'static> Wake for Flight<V> {
                 Drive::Done | Drive::Panicked | Drive::Abandoned => false,
             }
         };
-        wake.wake_all();
-        while more {
-            more = self.state.lock().waiters.drain_into(&mut wake);
-            wake.wake_all();
-        }
+        self.wake_rest(wake, more);
     }
 }

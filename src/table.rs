@@ -395,9 +395,11 @@ where
         };
         drop(removed);
         match leave {
-            Leave::Left(mut wake, old) => {
+            Leave::Left { hand_over, old } => {
                 drop(old);
-                wake.wake_all();
+                if hand_over {
+                    flight.wake_waiters();
+                }
             }
             Leave::Abandoned(future, old) => {
                 bump(&self.counters.abandoned);
