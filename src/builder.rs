@@ -126,11 +126,14 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// Bounds the memo to `capacity` ready entries (or, with a [`weigher`](Self::weigher), to
     /// that total weight). Flights in progress are not counted and never evicted.
     ///
-    /// Eviction follows S3-FIFO (see the crate docs, "Eviction"), runs inside the operation that
-    /// stores an entry (no background thread), and removes only the exact entry it chose, by
-    /// epoch. Each shard keeps its share of the bound, so the bound holds exactly whenever no
-    /// operation is in progress; while one is, a shard may hold the one entry being stored in
-    /// excess, until the same operation evicts.
+    /// Eviction follows S3-FIFO (see the crate docs, "Bounded memos"), runs inside the operation
+    /// that stores an entry (no background thread), and removes only the exact entry it chose,
+    /// by epoch. Each shard holds an exact share of the bound and evicts in the same critical
+    /// section that stores an entry, so the bound is never exceeded, not even while operations
+    /// are in progress: the overshoot is zero. (`len` sums the shards one after another, so
+    /// under concurrent writes it is a moment's estimate, but never above the bound.) The
+    /// default shard count of a bounded memo is lowered so that each shard's share holds at
+    /// least 64 entries of weight one where possible.
     ///
     /// # Examples
     ///
