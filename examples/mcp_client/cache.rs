@@ -1,0 +1,84 @@
+//! The one place where `--naive` differs from the fixed client: what "delete the entry I saw"
+//! does.
+//!
+//! Fixed: [`AsyncMemo::invalidate`], a compare-and-delete by the observed epoch. Naive: what a
+//! lodash-style memo offers, `cache.delete(key)`, which deletes whatever the key holds *now*,
+//! even an entry stored after the caller looked. Everything else (single flight, errors not
+//! cached, cancellation) is the same `AsyncMemo` in both modes, so the scenarios isolate that one
+//! difference. In your own client, use `AsyncMemo` directly and call `invalidate`.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use async_memo::{AsyncMemo, Entry, Epoch};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Compare-and-delete by epoch.
+    Fixed,
+    /// Unconditional delete by key, as in the seed bug.
+    Naive,
+}
+
+pub struct Memo<K, V> {
+    memo: AsyncMemo<K, V>,
+    mode: Mode,
+}
+
+impl<K, V> Clone for Memo<K, V> {
+    fn clone(&self) -> Self {
+        Memo {
+            memo: self.memo.clone(),
+            mode: self.mode,
+        }
+    }
+}
+
+impl<K, V> Memo<K, V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(mode: Mode) -> Self {
+        Memo {
+            memo: AsyncMemo::new(),
+            mode,
+        }
+    }
+
+    pub fn get_or_try_init<F, Fut, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<Entry<V>, Arc<E>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        self.memo.get_or_try_init(key, init)
+    }
+
+    pub fn get(&self, key: &K) -> Option<Entry<V>> {
+        self.memo.get(key)
+    }
+
+    pub fn epoch(&self, key: &K) -> Option<Epoch> {
+        self.memo.epoch(key)
+    }
+
+    /// Deletes the entry (or flight) we observed under `observed`.
+    pub fn invalidate(&self, key: &K, observed: Epoch) -> bool {
+        match self.mode {
+            Mode::Fixed => self.memo.invalidate(key, observed),
+            // `cache.delete(key)`: the observed epoch is ignored.
+            Mode::Naive => self.memo.remove(key).is_some(),
+        }
+    }
+
+    /// Evicts whatever the key holds (for keys only one owner can ever fill).
+    pub fn remove(&self, key: &K) -> Option<Entry<V>> {
+        self.memo.remove(key)
+    }
+}
