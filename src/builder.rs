@@ -339,7 +339,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// ```
     pub fn build(self) -> AsyncMemo<K, V, S>
     where
-        K: Hash + Eq + Clone + Send + 'static,
+        K: Hash + Eq + Clone,
         V: Clone + Send + Sync + 'static,
         S: BuildHasher + Clone,
     {

@@ -13,6 +13,9 @@
 //!    is settled (the init closure, the future's `poll` or `Drop`, `Clone` of `V`, `Hash` of `K`),
 //!    the guard frees the key and marks the flight panicked, so no caller waits forever.
 //! 3. Only the creator has given up its `init`; every other call keeps its own to start over.
+//! 4. What a lookup purged on the side is reported only once the call's state is consistent:
+//!    joined to its flight, and a flight it created driven once (parked or settled). A removal
+//!    listener that re-enters the memo then never meets a flight half set up.
 
 use std::borrow::Borrow;
 use std::future::Future;
@@ -23,6 +26,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::flight::{ErasedError, Flight, InitFuture, Leave, Outcome, Step};
+use crate::removal::Removals;
 use crate::stats::bump;
 use crate::table::{Lookup, Measure, Table};
 use crate::waiters::WaiterId;
@@ -198,37 +202,54 @@ where
         let key = key.get();
         loop {
             match state {
-                State::Start => match table.lookup(key) {
-                    Lookup::Hit(entry) => {
-                        *state = State::Finished;
-                        return Poll::Ready(I::hit(entry));
-                    }
-                    Lookup::Joined(flight) => {
-                        *state = State::Joined {
-                            flight,
-                            waiter: None,
-                            created: false,
-                        };
-                    }
-                    Lookup::Created(flight) => {
-                        *state = State::Joined {
-                            flight: Arc::clone(&flight),
-                            waiter: None,
-                            created: true,
-                        };
-                        let State::Joined { waiter, .. } = state else {
-                            unreachable!()
-                        };
-                        let guard = Abort::arm(table, key, &flight);
-                        let start = init.take().expect("invariant 3: a new call has its init");
-                        let measure = table.measure().clone();
-                        let owned = measure.needs_key().then(|| key.to_owned());
-                        let future = start.start(measure, owned);
-                        if drive(guard, future, waiter, cx).is_pending() {
-                            return Poll::Pending;
+                State::Start => {
+                    let (claim, removals) = table.lookup(key);
+                    // Reports what the lookup purged once this call's state is consistent, even
+                    // if `init` panics (declared before the abort guard, so dropped after it).
+                    let report = Report {
+                        table,
+                        removals: Some(removals),
+                    };
+                    match claim {
+                        Lookup::Hit(entry) => {
+                            *state = State::Finished;
+                            report.finish();
+                            return Poll::Ready(I::hit(entry));
+                        }
+                        Lookup::Joined(flight) => {
+                            *state = State::Joined {
+                                flight,
+                                waiter: None,
+                                created: false,
+                            };
+                            report.finish();
+                        }
+                        Lookup::Created(flight) => {
+                            *state = State::Joined {
+                                flight: Arc::clone(&flight),
+                                waiter: None,
+                                created: true,
+                            };
+                            let State::Joined { waiter, .. } = state else {
+                                unreachable!()
+                            };
+                            let guard = Abort::arm(table, key, &flight);
+                            let start = init.take().expect("invariant 3: a new call has its init");
+                            let measure = table.measure().clone();
+                            let owned = measure.needs_key().then(|| key.to_owned());
+                            let future = start.start(measure, owned);
+                            // The listener runs after the first poll: by then the flight is
+                            // parked or settled, so a listener that calls `get_or_init` for
+                            // this key joins it (or hits its entry) instead of finding it
+                            // mid-poll on this very thread.
+                            let polled = drive(guard, future, waiter, cx);
+                            report.finish();
+                            if polled.is_pending() {
+                                return Poll::Pending;
+                            }
                         }
                     }
-                },
+                }
                 State::Joined { flight, waiter, .. } => {
                     let (step, old) = flight.step(waiter, cx.waker());
                     drop(old);
@@ -383,6 +404,28 @@ where
                 "invariant 3: the creator can receive its own error"
             );
             None
+        }
+    }
+}
+
+/// Reports removals a lookup purged: normally through `finish`, else (unwinding) on drop.
+struct Report<'a, K, V, S> {
+    table: &'a Table<K, V, S>,
+    removals: Option<Removals<K, V>>,
+}
+
+impl<K, V, S> Report<'_, K, V, S> {
+    fn finish(mut self) {
+        if let Some(removals) = self.removals.take() {
+            self.table.report(removals);
+        }
+    }
+}
+
+impl<K, V, S> Drop for Report<'_, K, V, S> {
+    fn drop(&mut self) {
+        if let Some(removals) = self.removals.take() {
+            self.table.report(removals);
         }
     }
 }

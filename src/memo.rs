@@ -60,7 +60,7 @@ impl<K, V, S> fmt::Debug for AsyncMemo<K, V, S> {
 
 impl<K, V> AsyncMemo<K, V>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone,
     V: Clone + Send + Sync + 'static,
 {
     /// An empty memo with the default hasher and shard count.
@@ -90,7 +90,7 @@ where
 
 impl<K, V> Default for AsyncMemo<K, V>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone,
     V: Clone + Send + Sync + 'static,
 {
     fn default() -> Self {
@@ -100,7 +100,7 @@ where
 
 impl<K, V, S> AsyncMemo<K, V, S>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: Hash + Eq + Clone,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone,
 {
@@ -150,6 +150,7 @@ where
     /// ```
     pub fn get_or_init<F, Fut>(&self, key: K, init: F) -> impl Future<Output = Entry<V>>
     where
+        K: Send + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
@@ -182,6 +183,7 @@ where
         init: F,
     ) -> impl Future<Output = Entry<V>> + 'a
     where
+        K: Send + 'static,
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut + 'a,
@@ -226,6 +228,7 @@ where
         init: F,
     ) -> impl Future<Output = Result<Entry<V>, Arc<E>>>
     where
+        K: Send + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Send + Sync + 'static,
@@ -266,6 +269,7 @@ where
         init: F,
     ) -> impl Future<Output = Result<Entry<V>, Arc<E>>> + 'a
     where
+        K: Send + 'static,
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: FnOnce() -> Fut + 'a,
@@ -408,10 +412,11 @@ where
             at,
             &mut out,
         );
-        let result = match removed? {
-            Ok(_) if keep => Some(out.cloned(cause)),
-            Ok(_) => Some(None),
-            Err(_detached_flight) => Some(None),
+        let result = match removed {
+            Some(Ok(_)) if keep => Some(out.cloned(cause)),
+            Some(Ok(_) | Err(_)) => Some(None),
+            // Nothing matched, or only an expired entry was purged: that one is reported too.
+            None => None,
         };
         self.table.report(out);
         result
@@ -433,12 +438,13 @@ where
     /// ```
     pub fn invalidate_all(&self) {
         let at = self.table.moment();
+        // Clear every shard before reporting, so a panicking listener cannot stop the clear.
+        let mut out = Removals::new();
         for shard in self.table.shards() {
-            let mut out = Removals::new();
             let detached = shard.map.write().clear(at, &mut out);
             drop(detached);
-            self.table.report(out);
         }
+        self.table.report(out);
     }
 
     /// The number of ready entries (flights in progress are not counted).
@@ -514,11 +520,12 @@ where
     /// ```
     pub fn purge_expired(&self) {
         let at = self.table.moment();
+        // Purge every shard before reporting, so a panicking listener cannot stop the purge.
+        let mut out = Removals::new();
         for shard in self.table.shards() {
-            let mut out = Removals::new();
             shard.map.write().purge(at, usize::MAX, &mut out);
-            self.table.report(out);
         }
+        self.table.report(out);
     }
 
     /// A weak handle, which does not keep the memo alive. Give one to a removal listener that

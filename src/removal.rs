@@ -101,7 +101,8 @@ impl<K, V> Removals<K, V> {
     /// held.
     ///
     /// A panicking listener does not stop the others: every removal is reported, then the first
-    /// panic resumes in the caller.
+    /// panic resumes in the caller — unless the caller is already unwinding (a drop guard
+    /// reporting on the way out), where a second panic would abort: then it is swallowed.
     pub(crate) fn report(self, listener: Option<&Listener<K, V>>, counters: &Counters) {
         for (_, _, cause) in &self.items {
             counters.removal(*cause);
@@ -117,7 +118,9 @@ impl<K, V> Removals<K, V> {
             }
         }
         if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
+            if !std::thread::panicking() {
+                panic::resume_unwind(payload);
+            }
         }
     }
 }

@@ -242,7 +242,11 @@ where
     }
 
     /// Finds the ready entry of `key`, or joins its flight, or creates a flight for it.
-    pub(crate) fn lookup<Q>(&self, key: &Q) -> Lookup<V>
+    ///
+    /// Returns what the lookup purged on the side, *unreported*: the caller reports it once its
+    /// own state is consistent (joined to the flight, and the flight it created driven once), so
+    /// that a listener re-entering the memo finds no flight half set up (see `call.rs`).
+    pub(crate) fn lookup<Q>(&self, key: &Q) -> (Lookup<V>, Removals<K, V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -257,7 +261,7 @@ where
                 Found::Ready(ready) => {
                     let entry = ready.entry.clone();
                     bump(&shard.hits);
-                    return Claim::Hit(entry);
+                    return (Claim::Hit(entry), Removals::new());
                 }
                 Found::Flight(flight) => {
                     flight.join();
@@ -265,7 +269,7 @@ where
                     drop(map);
                     bump(&self.counters.misses);
                     bump(&self.counters.joins);
-                    return Claim::Joined(flight);
+                    return (Claim::Joined(flight), Removals::new());
                 }
                 Found::Expired | Found::Vacant => {}
             }
@@ -291,8 +295,7 @@ where
                 bump(&self.counters.started);
             }
         }
-        self.report(out);
-        claim
+        (claim, out)
     }
 
     /// Stores a value under `key` with a fresh epoch (`insert`); returns that epoch.

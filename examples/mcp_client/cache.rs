@@ -37,7 +37,7 @@ impl<K, V> Clone for Memo<K, V> {
 
 impl<K, V> Memo<K, V>
 where
-    K: Hash + Eq + Clone,
+    K: Hash + Eq + Clone + Send + 'static,
     V: Clone + Send + Sync + 'static,
 {
     pub fn new(mode: Mode) -> Self {
