@@ -38,7 +38,7 @@ pub(crate) trait Init<K, V>: Sized {
 
     /// Runs the user's closure and boxes its future, which measures the value it produces (with
     /// a copy of the key, if the weigher or `expire_after` need one).
-    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V>;
+    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V>;
 
     /// The output for a ready entry.
     fn hit(entry: Entry<V>) -> Self::Output;
@@ -47,20 +47,46 @@ pub(crate) trait Init<K, V>: Sized {
     fn failed(error: &ErasedError) -> Option<Self::Output>;
 }
 
-/// `get_or_init`: an infallible init.
-pub(crate) struct Plain<F>(pub(crate) F);
+/// A user's `init` closure: one that takes no argument, or one given its flight's epoch.
+pub(crate) trait MakeFuture {
+    type Future;
+    fn make(self, epoch: Epoch) -> Self::Future;
+}
 
-impl<K, V, F, Fut> Init<K, V> for Plain<F>
+/// An `init` that takes no argument.
+pub(crate) struct NoEpoch<F>(pub(crate) F);
+
+impl<F: FnOnce() -> Fut, Fut> MakeFuture for NoEpoch<F> {
+    type Future = Fut;
+    fn make(self, _: Epoch) -> Fut {
+        (self.0)()
+    }
+}
+
+/// An `init` given the epoch its value will be committed under (`_with_epoch` methods).
+pub(crate) struct WithEpoch<F>(pub(crate) F);
+
+impl<F: FnOnce(Epoch) -> Fut, Fut> MakeFuture for WithEpoch<F> {
+    type Future = Fut;
+    fn make(self, epoch: Epoch) -> Fut {
+        (self.0)(epoch)
+    }
+}
+
+/// `get_or_init`: an infallible init.
+pub(crate) struct Plain<M>(pub(crate) M);
+
+impl<K, V, M> Init<K, V> for Plain<M>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = V> + Send + 'static,
+    M: MakeFuture,
+    M::Future: Future<Output = V> + Send + 'static,
     K: Send + 'static,
     V: Send + 'static,
 {
     type Output = Entry<V>;
 
-    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
-        let future = (self.0)();
+    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
+        let future = self.0.make(epoch);
         Box::pin(async move {
             let value = future.await;
             let admission = measure.measure(key.as_ref(), &value);
@@ -78,20 +104,20 @@ where
 }
 
 /// `get_or_try_init`: an init whose error `E` every caller expecting `E` shares as one `Arc<E>`.
-pub(crate) struct Fallible<F, E>(pub(crate) F, pub(crate) PhantomData<fn() -> E>);
+pub(crate) struct Fallible<M, E>(pub(crate) M, pub(crate) PhantomData<fn() -> E>);
 
-impl<K, V, E, F, Fut> Init<K, V> for Fallible<F, E>
+impl<K, V, E, M> Init<K, V> for Fallible<M, E>
 where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<V, E>> + Send + 'static,
+    M: MakeFuture,
+    M::Future: Future<Output = Result<V, E>> + Send + 'static,
     K: Send + 'static,
     V: Send + 'static,
     E: Send + Sync + 'static,
 {
     type Output = Result<Entry<V>, Arc<E>>;
 
-    fn start(self, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
-        let future = (self.0)();
+    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
+        let future = self.0.make(epoch);
         Box::pin(async move {
             let value = future.await.map_err(|e| Arc::new(e) as ErasedError)?;
             let admission = measure.measure(key.as_ref(), &value);
@@ -237,7 +263,7 @@ where
                             let start = init.take().expect("invariant 3: a new call has its init");
                             let measure = table.measure().clone();
                             let owned = measure.needs_key().then(|| key.to_owned());
-                            let future = start.start(measure, owned);
+                            let future = start.start(flight.epoch(), measure, owned);
                             // The listener runs after the first poll: by then the flight is
                             // parked or settled, so a listener that calls `get_or_init` for
                             // this key joins it (or hits its entry) instead of finding it

@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 
-use crate::call::{Call, Fallible, Key, Plain};
+use crate::call::{Call, Fallible, Key, NoEpoch, Plain, WithEpoch};
 use crate::removal::Removals;
 use crate::stats::Stats;
 use crate::table::Table;
@@ -154,7 +154,7 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
-        Call::new(&*self.table, Key::<K, K>::Owned(key), Plain(init))
+        Call::new(&*self.table, Key::<K, K>::Owned(key), Plain(NoEpoch(init)))
     }
 
     /// [`get_or_init`](Self::get_or_init) with a borrowed key, which is cloned into the memo
@@ -189,7 +189,7 @@ where
         F: FnOnce() -> Fut + 'a,
         Fut: Future<Output = V> + Send + 'static,
     {
-        Call::new(&*self.table, Key::Borrowed(key), Plain(init))
+        Call::new(&*self.table, Key::Borrowed(key), Plain(NoEpoch(init)))
     }
 
     /// Like [`get_or_init`](Self::get_or_init), for a computation that can fail.
@@ -236,7 +236,7 @@ where
         Call::new(
             &*self.table,
             Key::<K, K>::Owned(key),
-            Fallible(init, PhantomData),
+            Fallible(NoEpoch(init), PhantomData),
         )
     }
 
@@ -279,7 +279,91 @@ where
         Call::new(
             &*self.table,
             Key::Borrowed(key),
-            Fallible(init, PhantomData),
+            Fallible(NoEpoch(init), PhantomData),
+        )
+    }
+
+    /// [`get_or_init`](Self::get_or_init) whose `init` is given the epoch of the flight it
+    /// starts: the epoch its value will be committed under. A value that must know its own
+    /// epoch — a connection whose close handler will
+    /// [`invalidate`](Self::invalidate) exactly itself — gets it here, race-free (reading
+    /// [`epoch`](Self::epoch) inside `init` could see a newer flight if this one was detached
+    /// in between).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Panics
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let memo: async_memo::AsyncMemo<&str, String> = async_memo::AsyncMemo::new();
+    /// let entry = memo
+    ///     .get_or_init_with_epoch("conn", |epoch| async move { format!("connection of epoch {epoch}") })
+    ///     .await;
+    /// assert_eq!(*entry.value(), format!("connection of epoch {}", entry.epoch()));
+    /// # });
+    /// ```
+    pub fn get_or_init_with_epoch<F, Fut>(&self, key: K, init: F) -> impl Future<Output = Entry<V>>
+    where
+        K: Send + 'static,
+        F: FnOnce(Epoch) -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        Call::new(
+            &*self.table,
+            Key::<K, K>::Owned(key),
+            Plain(WithEpoch(init)),
+        )
+    }
+
+    /// [`get_or_try_init`](Self::get_or_try_init) whose `init` is given the epoch of the flight
+    /// it starts (see [`get_or_init_with_epoch`](Self::get_or_init_with_epoch)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_try_init`](Self::get_or_try_init).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Panics
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let memo: async_memo::AsyncMemo<&str, u64> = async_memo::AsyncMemo::new();
+    /// let entry = memo
+    ///     .get_or_try_init_with_epoch("k", |epoch| async move { Ok::<_, std::io::Error>(epoch.get()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(*entry.value(), entry.epoch().get());
+    /// # });
+    /// ```
+    pub fn get_or_try_init_with_epoch<F, Fut, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<Entry<V>, Arc<E>>>
+    where
+        K: Send + 'static,
+        F: FnOnce(Epoch) -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        Call::new(
+            &*self.table,
+            Key::<K, K>::Owned(key),
+            Fallible(WithEpoch(init), PhantomData),
         )
     }
 

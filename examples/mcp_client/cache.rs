@@ -60,6 +60,20 @@ where
         self.memo.get_or_try_init(key, init)
     }
 
+    /// `get_or_try_init` whose `init` learns the epoch its value will be committed under.
+    pub fn get_or_try_init_with_epoch<F, Fut, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<Entry<V>, Arc<E>>>
+    where
+        F: FnOnce(Epoch) -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        self.memo.get_or_try_init_with_epoch(key, init)
+    }
+
     pub fn get(&self, key: &K) -> Option<Entry<V>> {
         self.memo.get(key)
     }

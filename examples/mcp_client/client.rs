@@ -159,10 +159,9 @@ impl McpClient {
         let connections = &self.inner.connections;
         loop {
             let entry = connections
-                .get_or_try_init(key.clone(), || {
-                    // `init` runs right after the flight took the key, so this is the epoch the
-                    // connection will be committed under; its hooks touch only that epoch.
-                    let epoch = connections.epoch(&key).expect("our flight holds the key");
+                // The connection learns the epoch it will be committed under, so its close and
+                // `list_changed` handlers can compare-and-delete exactly their own entries.
+                .get_or_try_init_with_epoch(key.clone(), |epoch| {
                     self.connect(key.clone(), config.clone(), epoch)
                 })
                 .await
