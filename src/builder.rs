@@ -78,7 +78,8 @@ impl<K, V> MemoBuilder<K, V> {
 
 impl<K, V, S> MemoBuilder<K, V, S> {
     /// The number of shards (independently locked parts of the map), rounded up to a power of
-    /// two and capped at 65,536. The default is four per available CPU, rounded up.
+    /// two and capped at 65,536. The default is four per available CPU, rounded up. A bounded
+    /// memo never has more shards than its capacity, so that no shard's share of it is zero.
     ///
     /// # Panics
     ///
@@ -344,6 +345,11 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         S: BuildHasher + Clone,
     {
         let shards = self.shards.unwrap_or_else(|| default_shards(self.capacity));
+        // A shard whose share of the capacity is zero would turn every key it holds away.
+        let shards = match self.capacity {
+            Some(capacity) => shards.min(largest_power_of_two_at_most(capacity)),
+            None => shards,
+        };
         let timer = self
             .rules
             .any()
@@ -361,20 +367,17 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     }
 }
 
+fn largest_power_of_two_at_most(n: u64) -> usize {
+    let n = usize::try_from(n.max(1)).unwrap_or(usize::MAX);
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
 fn default_shards(capacity: Option<u64>) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let shards = (cpus * 4).min(MAX_SHARDS).next_power_of_two();
     match capacity {
         // Power of two, at most `shards`, each with at least MIN_SHARD_CAPACITY when possible.
-        Some(capacity) => {
-            let fit = usize::try_from(capacity / MIN_SHARD_CAPACITY).unwrap_or(usize::MAX);
-            let fit = if fit.is_power_of_two() {
-                fit
-            } else {
-                fit.next_power_of_two() / 2
-            };
-            shards.min(fit.max(1))
-        }
+        Some(capacity) => shards.min(largest_power_of_two_at_most(capacity / MIN_SHARD_CAPACITY)),
         None => shards,
     }
 }

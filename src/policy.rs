@@ -178,7 +178,9 @@ impl Policy {
     /// Evicts until the resident weight is within the capacity (invariant 2).
     pub(crate) fn make_room(&mut self, residents: &mut impl Residents) {
         while self.small.weight + self.main.weight > self.capacity {
-            let evicted = if self.small.weight > self.small_target || self.main.tokens.is_empty() {
+            // As in the paper: evict from small once it holds its tenth (`>=`, not `>`: with a
+            // tiny capacity, `>` would evict from main the entry the ghost just sent there).
+            let evicted = if self.small.weight >= self.small_target || self.main.tokens.is_empty() {
                 self.evict_small(residents)
             } else {
                 self.evict_main(residents)
@@ -329,6 +331,16 @@ mod tests {
         }
         assert!(policy.small.tokens.len() + policy.main.tokens.len() <= SLACK + 2 * 3 + 1);
         assert_eq!(policy.small.weight + policy.main.weight, 0);
+    }
+
+    #[test]
+    fn a_key_back_from_the_ghost_is_not_evicted_by_its_own_return() {
+        let mut policy = Policy::new(1);
+        let mut toy = Toy::default();
+        insert(&mut policy, &mut toy, 1);
+        insert(&mut policy, &mut toy, 2); // evicts 1 into the ghost
+        insert(&mut policy, &mut toy, 1); // back from the ghost, into main
+        assert!(toy.live.contains_key(&1) && !toy.live.contains_key(&2));
     }
 
     #[test]
