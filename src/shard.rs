@@ -161,6 +161,15 @@ impl<K, V> Residents for Table<'_, K, V> {
     }
 }
 
+/// Whether a bucket is the one of `key` (its stored hash is compared first, cheaply).
+fn is_key<K, V, Q>(hash: u64, key: &Q) -> impl Fn(&Bucket<K, V>) -> bool + '_
+where
+    K: Borrow<Q>,
+    Q: Eq + ?Sized,
+{
+    move |b| b.hash == hash && b.key.borrow() == key
+}
+
 fn holds<K, V>(bucket: &Bucket<K, V>, token: Token) -> bool {
     bucket.hash == token.hash
         && matches!(&bucket.slot, Slot::Ready(ready) if ready.entry.epoch() == token.epoch)
@@ -185,8 +194,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        self.table
-            .find(hash, |b| b.hash == hash && b.key.borrow() == key)
+        self.table.find(hash, is_key(hash, key))
     }
 
     /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched
@@ -225,10 +233,7 @@ where
         Q: Eq + ?Sized,
         V: Clone,
     {
-        match self
-            .table
-            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
-        {
+        match self.table.find_entry(hash, is_key(hash, key)) {
             Ok(mut found) => {
                 let bucket = found.get_mut();
                 match &bucket.slot {
@@ -283,10 +288,7 @@ where
             epoch: arrival.entry.epoch(),
         };
         let ready = arrive(&mut self.policy, arrival, token, at);
-        let displaced = match self
-            .table
-            .find_entry(hash, |b| b.hash == hash && b.key == key)
-        {
+        let displaced = match self.table.find_entry(hash, is_key(hash, &key)) {
             Ok(mut found) => {
                 let old = std::mem::replace(&mut found.get_mut().slot, Slot::Ready(ready));
                 // The table keeps its key; the spare one reports the replaced entry.
@@ -332,7 +334,7 @@ where
     {
         let Some(bucket) = self
             .table
-            .find_mut(hash, |b| b.hash == hash && b.key.borrow() == key)
+            .find_mut(hash, is_key(hash, key))
             .filter(|b| b.slot.is_flight(flight))
         else {
             return Err(arrival.entry);
@@ -421,10 +423,7 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let found = self
-            .table
-            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
-            .ok()?;
+        let found = self.table.find_entry(hash, is_key(hash, key)).ok()?;
         let expired = matches!(&found.get().slot, Slot::Ready(r) if r.is_expired(at));
         if !expired && !matches(&found.get().slot) {
             return None;
@@ -456,7 +455,7 @@ where
     {
         let found = self
             .table
-            .find_entry(hash, |b| b.hash == hash && b.key.borrow() == key)
+            .find_entry(hash, is_key(hash, key))
             .ok()
             .filter(|found| found.get().slot.is_flight(flight))?;
         let (bucket, _) = found.remove();
