@@ -84,11 +84,13 @@
 //!    polling it, the inner call panics with a clear message and the key is freed. Awaiting one's
 //!    own key *from another task* (spawning it and awaiting the handle) cannot be detected
 //!    cheaply: that flight and its callers wait forever. Don't.
-//! 10. **Hit path.** A hit on a ready entry takes one shard read lock, clones `V`, and does not
-//!     allocate. It hashes the key twice (once to pick the shard, once inside std's `HashMap`,
-//!     which cannot take a precomputed hash). A miss allocates the flight — its shared state and
-//!     the boxed init future — plus the owned key (the `_by_ref` methods clone it only then), and
-//!     the waiter list only when a caller has to wait.
+//! 10. **Hit path.** A hit on a ready entry hashes the key once (the same hash picks the shard
+//!     and the slot), takes one shard read lock, clones `V`, and does not allocate. In a bounded
+//!     or time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
+//!     read time), never taking a write lock; a memo with expiry reads its clock before locking.
+//!     A miss allocates the flight — its shared state and the boxed init future — plus the owned
+//!     key (the `_by_ref` methods clone it only then), and the waiter list only when a caller has
+//!     to wait.
 //!
 //! 11. **Eviction and expiry are compare-and-delete too.** A removal decided on an entry of
 //!     epoch `e` — by the capacity policy, by an expiry, or by a caller — removes that entry only
