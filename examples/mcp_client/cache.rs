@@ -1,23 +1,25 @@
 //! The one place where `--naive` differs from the fixed client: what "delete the entry I saw"
-//! does.
+//! does, and whether a removal is heard.
 //!
-//! Fixed: [`AsyncMemo::invalidate`], a compare-and-delete by the observed epoch. Naive: what a
-//! lodash-style memo offers, `cache.delete(key)`, which deletes whatever the key holds *now*,
-//! even an entry stored after the caller looked. Everything else (single flight, errors not
-//! cached, cancellation) is the same `AsyncMemo` in both modes, so the scenarios isolate that one
-//! difference. In your own client, use `AsyncMemo` directly and call `invalidate`.
+//! Fixed: [`AsyncMemo::invalidate`], a compare-and-delete by the observed epoch, and a removal
+//! listener (the connection memo's closes every connection that leaves it). Naive: the seed's
+//! lodash-style memo, whose `cache.delete(key)` deletes whatever the key holds *now*, even an
+//! entry stored after the caller looked, and tells nobody. A listener would close the entry
+//! deleted by mistake, and so hide the leak the seed had. Everything else (single flight, errors
+//! not cached, cancellation) is the same `AsyncMemo` in both modes. In your own client, use
+//! `AsyncMemo` directly: build it with `on_removal` and call `invalidate`.
 
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use async_memo::{AsyncMemo, Entry, Epoch};
+use async_memo::{AsyncMemo, Entry, Epoch, RemovalCause};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Compare-and-delete by epoch.
     Fixed,
-    /// Unconditional delete by key, as in the seed bug.
+    /// Unconditional delete by key and no removal listener, as in the seed bug.
     Naive,
 }
 
@@ -45,6 +47,18 @@ where
             memo: AsyncMemo::new(),
             mode,
         }
+    }
+
+    /// A memo that calls `listener` for every ready entry that leaves it (fixed mode only).
+    pub fn with_listener(
+        mode: Mode,
+        listener: impl Fn(&K, Entry<V>, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        let memo = match mode {
+            Mode::Fixed => AsyncMemo::builder().on_removal(listener).build(),
+            Mode::Naive => AsyncMemo::new(),
+        };
+        Memo { memo, mode }
     }
 
     pub fn get_or_try_init<F, Fut, E>(
@@ -91,7 +105,8 @@ where
         }
     }
 
-    /// Evicts whatever the key holds (for keys only one owner can ever fill).
+    /// Evicts whatever the key holds: for keys where anything stored is to go (one only this
+    /// connection fills, one no config names any more).
     pub fn remove(&self, key: &K) -> Option<Entry<V>> {
         self.memo.remove(key)
     }

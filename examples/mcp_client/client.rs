@@ -7,12 +7,17 @@
 //!   connection can never be served for a new one.
 //! - Every delete of something we observed is a compare-and-delete by its epoch
 //!   ([`Memo::invalidate`]): a newer entry stored meanwhile (a reconnect) survives.
+//! - A connection lives as long as its entry: the memo's removal listener closes every
+//!   connection that leaves the memo (invalidated, removed, cleared, evicted), and the close
+//!   handler of every connection that closes (we closed it, or its server exited) invalidates its
+//!   own entry and removes its tool list. Forgetting a connection is one `invalidate`; no code
+//!   path has to remember to close it.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use async_memo::{Entry, Epoch};
+use async_memo::{Entry, Epoch, RemovalCause};
 use futures::future::BoxFuture;
 use rmcp::ServiceError;
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
@@ -93,7 +98,7 @@ impl McpClient {
         McpClient {
             inner: Arc::new(Inner {
                 configs: Mutex::default(),
-                connections: Memo::new(mode),
+                connections: Memo::with_listener(mode, close_on_removal),
                 tools: Memo::new(mode),
                 stats: Arc::default(),
                 on_close: Mutex::default(),
@@ -141,15 +146,14 @@ impl McpClient {
         if old_key == new_key {
             return;
         }
-        let connections = &self.inner.connections;
-        // Evict what the old key holds: a ready connection (which we then close) or a connect in
-        // flight (detached: its callers still get that connection, which closes when they let go).
-        if let Some(observed) = connections.epoch(&old_key) {
-            let ready = connections.get(&old_key).filter(|e| e.epoch() == observed);
-            connections.invalidate(&old_key, observed);
-            if let Some(entry) = ready {
-                entry.value().close().await;
-            }
+        // No config names the old key any more, so whatever it holds is to go: remove it. The
+        // listener closes a ready connection; a connect in flight is detached (its callers still
+        // get that connection, which closes when they let go). Wait for the old process to exit,
+        // so that the new server never runs beside it. (The wait does not hold the connection:
+        // with no listener, as in `--naive`, it closes when its last user lets go.)
+        let old = self.inner.connections.remove(&old_key);
+        if let Some(closed) = old.map(|old| old.value().wait_closed()) {
+            closed.await;
         }
     }
 
@@ -221,16 +225,19 @@ impl McpClient {
         let Some(entry) = connections.get(&key) else {
             return false;
         };
-        // 2. Compare-and-delete exactly the entry we read.
+        // 2. Compare-and-delete exactly the entry we read. The removal listener closes it.
         let evicted = connections.invalidate(&key, entry.epoch());
-        // 3. Close it. Its close handler runs in here, and so may a reconnect by the application:
-        //    whatever they store under the key is a new entry that nothing here deletes.
-        entry.value().close().await;
+        // 3. Wait for the close. Its close handler runs meanwhile, and so may a reconnect by the
+        //    application: whatever they store under the key is a new entry that nothing here
+        //    deletes.
+        entry.value().wait_closed().await;
         evicted
     }
 
-    /// Evicts the cached connection and connects anew (a "restart server" command). The old
-    /// connection is not closed here: it closes when its last user lets go of it.
+    /// Evicts the cached connection and connects anew (a "restart server" command). The listener
+    /// closes the old connection, even under a caller still using it (whose next call gets the new
+    /// one). A connect in flight is detached instead: its callers still get that connection, which
+    /// was never in the memo and so closes when they let go.
     pub async fn reconnect(&self, name: &str) -> Result<Arc<Connection>, ClientError> {
         let key = self.key(name)?;
         if let Some(observed) = self.inner.connections.epoch(&key) {
@@ -239,12 +246,18 @@ impl McpClient {
         self.connection(name).await
     }
 
-    /// Closes every connection this client made and waits for their processes to exit.
+    /// Closes every connection this client made and waits for their processes to exit. Not only
+    /// the memo's (`invalidate_all` would close those, through the listener): a connection from a
+    /// connect detached mid-flight never was in the memo, and may still have users.
     pub async fn shutdown(&self) {
         self.set_on_close(None);
         let opened: Vec<_> = self.inner.opened.lock().unwrap().drain(..).collect();
-        for connection in opened.iter().filter_map(Weak::upgrade) {
-            connection.close().await;
+        let opened: Vec<_> = opened.iter().filter_map(Weak::upgrade).collect();
+        for connection in &opened {
+            connection.close();
+        }
+        for connection in &opened {
+            connection.wait_closed().await;
         }
     }
 
@@ -310,7 +323,9 @@ impl McpClient {
         // already have stored a new connection there. The next call reconnects lazily.
         self.inner.connections.invalidate(&key, epoch);
         // This connection's tool list can never be used again; its key names this connection
-        // only, so evicting it unconditionally touches nobody else.
+        // only, so evicting it unconditionally touches nobody else. Here rather than in the
+        // listener: every connection closes, but one from a connect detached mid-flight never
+        // was in the memo.
         self.inner.tools.remove(&ToolsKey {
             server: key.clone(),
             connection: epoch,
@@ -320,6 +335,19 @@ impl McpClient {
             hook(self.clone(), key.name).await;
         }
     }
+}
+
+/// The connection memo's removal listener: a connection that leaves the memo is closed, whatever
+/// the cause, so no path that forgets a connection can leak its server process.
+///
+/// `close` never blocks (the listener runs on the thread of the operation that removed the
+/// entry, maybe inside a close handler) and does nothing to a connection closed already: the
+/// close handler's own `invalidate` lands here too. The listener holds no handle to the client,
+/// and must not: a strong one would be a cycle (client -> memo -> listener -> client) that
+/// never frees either. The connection's tool list goes in its close handler, which holds a weak
+/// one.
+fn close_on_removal(_: &ServerKey, connection: Entry<Arc<Connection>>, _: RemovalCause) {
+    connection.value().close();
 }
 
 fn tools_key(connection: &Connection) -> ToolsKey {

@@ -176,15 +176,18 @@ impl Connection {
         self.peer.is_transport_closed() || *self.closed.borrow()
     }
 
-    /// Closes the connection: ends the transport, waits for the process to exit and for the close
-    /// handler to finish.
-    pub async fn close(&self) {
-        self.start_close();
-        self.wait_closed().await;
+    /// Starts closing the connection: ends the transport; the process exits and the close handler
+    /// runs on their own (await [`wait_closed`](Self::wait_closed) for that). Never blocks, and a
+    /// second call, or a call on a connection closed already, does nothing: the memo's removal
+    /// listener calls it for every connection that leaves the memo, closed or not.
+    pub fn close(&self) {
+        if let Some(cancel) = self.cancel.lock().unwrap().take() {
+            cancel.cancel();
+        }
     }
 
     /// Resolves once the process has exited and the close handler has run, however it closed.
-    pub fn wait_closed(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn wait_closed(&self) -> impl Future<Output = ()> + Send + use<> {
         let mut closed = self.closed.clone();
         async move {
             // An error means the watcher is gone, which it only is after sending `true`.
@@ -202,18 +205,12 @@ impl Connection {
         let mut handled = self.list_changed.clone();
         let _ = handled.wait_for(|seen| *seen >= n).await;
     }
-
-    fn start_close(&self) {
-        if let Some(cancel) = self.cancel.lock().unwrap().take() {
-            cancel.cancel();
-        }
-    }
 }
 
 impl Drop for Connection {
     /// The last user let go: close the transport (the watcher runs the close handler).
     fn drop(&mut self) {
-        self.start_close();
+        self.close();
     }
 }
 

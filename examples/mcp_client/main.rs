@@ -7,10 +7,10 @@
 //! cargo run --example mcp_client -- --server CMD ARGS  # against your own stdio MCP server
 //! ```
 //!
-//! Files, one job each: `client.rs` (the caches: the part to copy), `connection.rs` (one
-//! connection: child process, handshake, close handler), `cache.rs` (the fixed/naive switch),
-//! `naive.rs` (the seed bug), `server.rs` and `gates.rs` (the example server and how scenarios
-//! park it), `scenarios.rs`, `stats.rs`.
+//! Files, one job each: `client.rs` (the caches and the removal listener that closes what leaves
+//! them: the part to copy), `connection.rs` (one connection: child process, handshake, close
+//! handler), `cache.rs` (the fixed/naive switch), `naive.rs` (the seed bug), `server.rs` and
+//! `gates.rs` (the example server and how scenarios park it), `scenarios.rs`, `stats.rs`.
 
 mod cache;
 mod client;
