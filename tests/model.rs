@@ -121,3 +121,18 @@ fn the_fuzz_decoder_runs() {
     let (config, ops) = model_ops::decode(&bytes);
     model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The fuzzer's committed seeds (`fuzz/seeds/ops/`) replay cleanly, so the corpus stays valid.
+#[test]
+fn the_fuzz_seeds_replay() {
+    model_ops::quiet_injected_panics(false);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ops");
+    let mut replayed = 0;
+    for file in std::fs::read_dir(&dir).expect("fuzz/seeds/ops") {
+        let path = file.unwrap().path();
+        let (config, ops) = model_ops::decode(&std::fs::read(&path).unwrap());
+        model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        replayed += 1;
+    }
+    assert!(replayed >= 5, "only {replayed} seeds in {}", dir.display());
+}
