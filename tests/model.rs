@@ -22,6 +22,7 @@ fn call() -> impl Strategy<Value = Op> {
     let init = prop_oneof![
         3 => Just(Init::Value),
         3 => Just(Init::Gated),
+        2 => Just(Init::Yield),
         1 => Just(Init::Error),
         1 => Just(Init::PanicInFuture),
         1 => Just(Init::PanicInClosure),

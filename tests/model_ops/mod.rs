@@ -62,6 +62,10 @@ pub enum Init {
     PanicInFuture,
     /// The future is pending until an [`Op::Open`] opens its gate.
     Gated,
+    /// The future wakes itself and returns `Pending` at its first poll (a `yield_now`), and
+    /// gives a value at the next: if its driver is dropped in between, another caller must be
+    /// woken to poll it (futures-rs #2706).
+    Yield,
 }
 
 /// How an [`Op::Open`] completes a gated future (`Error` gives a value in a `Plain` flight).
@@ -174,7 +178,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                         Init::PanicInClosure,
                         Init::PanicInFuture,
                         Init::Gated,
-                        Init::Gated,
+                        Init::Yield,
                     ][usize::from(b / 4 % 6)],
                 },
                 3 | 4 => Op::Poll { call: b },
@@ -305,6 +309,8 @@ struct InitFut {
     fallible: bool,
     now: Option<Outcome>,
     gate: Option<Arc<Gate>>,
+    /// `Init::Yield` before its first poll.
+    yields: bool,
     live: Arc<Live>,
 }
 
@@ -315,6 +321,7 @@ impl InitFut {
             Init::Value => Some(Outcome::Value),
             Init::Error => Some(Outcome::Error),
             Init::PanicInFuture => Some(Outcome::Panic),
+            Init::Yield => Some(Outcome::Value),
             Init::Gated | Init::PanicInClosure => None,
         };
         live.futures.fetch_add(1, SeqCst);
@@ -323,6 +330,7 @@ impl InitFut {
             fallible,
             now,
             gate: gate.clone(),
+            yields: init == Init::Yield,
             live: Arc::clone(live),
         };
         (fut, gate)
@@ -331,7 +339,12 @@ impl InitFut {
 
 impl Future for InitFut {
     type Output = Result<Val, Failure>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.yields {
+            self.yields = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let outcome = match (&self.now, &self.gate) {
             (Some(outcome), _) => *outcome,
             (None, Some(gate)) => {
@@ -398,7 +411,7 @@ type CallFut<'m> = Pin<Box<dyn Future<Output = CallOut> + 'm>>;
 struct RealCall<'m> {
     fut: CallFut<'m>,
     waker: Arc<CountingWaker>,
-    /// The waker's count at the last poll that returned `Pending`.
+    /// The waker's count when the last poll (which returned `Pending`) began.
     pending_at: Option<usize>,
 }
 
@@ -455,6 +468,8 @@ struct MFlight {
     state: FState,
     gate: Option<Arc<Gate>>,
     opened: Option<Outcome>,
+    /// An `Init::Yield` future has been polled once (it woke itself: it wants another poll).
+    yielded: bool,
     /// The `Arc<Failure>` the first receiver of this flight's error got.
     error: Option<usize>,
 }
@@ -611,6 +626,11 @@ impl Model {
             Init::Error => Some(Outcome::Error),
             Init::PanicInFuture => Some(Outcome::Panic),
             Init::Gated => flight.opened,
+            Init::Yield if !flight.yielded => {
+                self.flights[f].yielded = true;
+                return None;
+            }
+            Init::Yield => Some(Outcome::Value),
             Init::PanicInClosure => unreachable!("never parked"),
         }?;
         let outcome = match outcome {
@@ -698,6 +718,7 @@ impl Model {
                                 state: FState::Running,
                                 gate: run.gate,
                                 opened: None,
+                                yielded: false,
                                 error: None,
                             });
                             self.slots.insert(key, Slot::Flight(f));
@@ -778,16 +799,23 @@ impl Model {
         self.calls[c].state = CState::Finished;
     }
 
-    /// Whether a poll of call `c` would make progress (so it must have been woken).
-    fn could_progress(&self, c: usize) -> bool {
-        match self.calls[c].state {
-            CState::Joined { flight: f, .. } => {
-                let flight = &self.flights[f];
-                flight.state != FState::Running || flight.opened.is_some()
-            }
-            _ => false,
+    /// Flights that want a poll from some caller (their future was woken), and finished
+    /// flights whose pending callers each need one poll to take the outcome.
+    fn wants(&self, f: usize) -> Wants {
+        let flight = &self.flights[f];
+        match flight.state {
+            FState::Running if flight.opened.is_some() || flight.yielded => Wants::SomeCaller,
+            FState::Running => Wants::Nothing,
+            _ => Wants::EveryCaller,
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wants {
+    Nothing,
+    SomeCaller,
+    EveryCaller,
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -1145,6 +1173,8 @@ fn poll_call(
 ) -> Result<String, String> {
     let call = real.get_mut(&c).expect("a live call");
     let waker = Waker::from(Arc::clone(&call.waker));
+    // A wake-up during the poll counts as one after it (it asks for another poll).
+    let wakes_before = call.waker.0.load(SeqCst);
     let polled = panic::catch_unwind(AssertUnwindSafe(|| {
         call.fut.as_mut().poll(&mut Context::from_waker(&waker))
     }));
@@ -1201,7 +1231,7 @@ fn poll_call(
     }
     let call = real.get_mut(&c).unwrap();
     if got == Polled::Pending {
-        call.pending_at = Some(call.waker.0.load(SeqCst));
+        call.pending_at = Some(wakes_before);
     } else {
         real.remove(&c);
     }
@@ -1290,14 +1320,32 @@ fn check(
             "{futures} init futures alive, but {running} flights are running"
         ));
     }
-    // No lost wake-up.
+    // No lost wake-up: a finished flight wakes each pending caller; a future that was woken
+    // (its gate opened, or it yielded) has at least one pending caller woken to poll it — also
+    // after the caller that was to poll it went away.
+    let mut woken: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
     for (&c, call) in real {
-        if let Some(at) = call.pending_at {
-            if model.could_progress(c) && call.waker.0.load(SeqCst) == at {
-                return Err(format!(
-                    "lost wake-up: c{c} can make progress but was not woken since it returned Pending"
-                ));
-            }
+        let (Some(at), CState::Joined { flight: f, .. }) = (call.pending_at, model.calls[c].state)
+        else {
+            continue;
+        };
+        let was_woken = call.waker.0.load(SeqCst) > at;
+        if model.wants(f) == Wants::EveryCaller && !was_woken {
+            return Err(format!(
+                "lost wake-up: c{c}'s flight finished but c{c} was not woken since it returned Pending"
+            ));
+        }
+        let tally = woken.entry(f).or_default();
+        tally.0 += 1;
+        tally.1 += usize::from(was_woken);
+    }
+    for (f, (pending, woken)) in woken {
+        if model.wants(f) == Wants::SomeCaller && woken == 0 {
+            let epoch = model.flights[f].epoch;
+            return Err(format!(
+                "lost wake-up: flight {epoch} wants a poll, but none of its {pending} pending \
+                 callers was woken"
+            ));
         }
     }
     // Stats.
