@@ -8,11 +8,24 @@
 //! * no resurrection: once `invalidate`/`remove` returned an epoch as gone, no call or read
 //!   that starts afterwards sees it again;
 //! * no hang: a watchdog thread fails the test after 60 s (a generous bound, not a timing
-//!   claim);
+//!   claim; more for big runs);
 //! * no leak: after the runtime and the memo are dropped, every value and every init future
 //!   has been dropped.
 //!
-//! Size: `ASYNC_MEMO_STRESS_OPS` total operations (default 20,000: well under a second in debug builds).
+//! The soak runs the same workers against a bounded memo, an expiring one (a `ManualClock` that
+//! the workers advance, time to live and time to idle) and one that is both, each with a removal
+//! listener, and checks besides:
+//!
+//! * removals are reported once: no epoch reaches the listener twice, and an epoch reported
+//!   removed (evicted, expired, replaced...) is never seen again by an operation that started
+//!   after the report;
+//! * the bound holds after every operation (`len() <= max_capacity`, even mid-run);
+//! * an expired entry is never returned: an operation that starts at least a time to live after
+//!   an entry was known to be committed never sees it.
+//!
+//! Size: `ASYNC_MEMO_SOAK_OPS` (or `ASYNC_MEMO_STRESS_OPS`) total operations per memo
+//! configuration (default 20,000: about a second in debug builds). For the big soak:
+//! `ASYNC_MEMO_SOAK_OPS=1000000 cargo test --release --test stress`.
 //! Randomness: a xorshift generator seeded by the task index, so runs are reproducible up to
 //! thread scheduling.
 
@@ -25,7 +38,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_memo::{AsyncMemo, Entry, Epoch};
+use std::collections::HashSet;
+use std::time::Instant;
+
+use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
 use futures::FutureExt;
 
 const TASKS: u64 = 16;
@@ -33,10 +49,15 @@ const KEYS: u64 = 8;
 const INJECTED: &str = "stress-injected panic";
 
 fn total_ops() -> u64 {
-    std::env::var("ASYNC_MEMO_STRESS_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
+    ["ASYNC_MEMO_SOAK_OPS", "ASYNC_MEMO_STRESS_OPS"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok()?.parse().ok())
         .unwrap_or(20_000)
+}
+
+/// The watchdog's bound: generous, and longer for big runs (not a timing claim).
+fn watchdog(ops: u64) -> Duration {
+    Duration::from_secs(60 + ops / 5_000)
 }
 
 struct Rng(u64);
@@ -116,26 +137,158 @@ impl<F> Drop for Counted<F> {
 /// The boxed init future every stress flight runs.
 type InitFut = Pin<Box<dyn Future<Output = Result<Val, u64>> + Send>>;
 
-struct Shared {
-    memo: AsyncMemo<u64, Val>,
-    live: Arc<Live>,
-    next_id: AtomicU64,
+/// How the memo under test is built (the soak's configurations).
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    capacity: Option<u64>,
+    /// Time to live and time to idle, in milliseconds of the manual clock.
+    ttl_ms: Option<u64>,
+    tti_ms: Option<u64>,
+}
+
+const PLAIN: Setup = Setup {
+    capacity: None,
+    ttl_ms: None,
+    tti_ms: None,
+};
+
+/// What the removal listener shares with the workers (the listener cannot hold the memo).
+#[derive(Default)]
+struct Book {
     /// A logical clock ordering "gone" records and the starts of reads.
     clock: AtomicU64,
-    epoch_value: Mutex<HashMap<Epoch, u64>>,
-    value_epoch: Mutex<HashMap<u64, Epoch>>,
-    /// Epoch -> clock tick recorded after `invalidate`/`remove` said it was gone.
+    /// Epoch -> clock tick recorded after `invalidate`/`remove` said it was gone, or after the
+    /// listener was told of its removal.
     gone: Mutex<HashMap<Epoch, u64>>,
+    reported: Mutex<HashSet<Epoch>>,
+    causes: Mutex<HashMap<RemovalCause, u64>>,
     violations: Mutex<Vec<String>>,
 }
 
-impl Shared {
+impl Book {
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn mark_gone(&self, epoch: Epoch) {
+        let now = self.tick();
+        self.gone.lock().unwrap().entry(epoch).or_insert(now);
+    }
+
     fn violation(&self, what: String) {
         self.violations.lock().unwrap().push(what);
     }
 
+    fn removed(&self, key: u64, entry: &Entry<Val>, cause: RemovalCause) {
+        if entry.value().key != key {
+            self.violation(format!(
+                "listener: key {key} reported a value of key {}",
+                entry.value().key
+            ));
+        }
+        if !self.reported.lock().unwrap().insert(entry.epoch()) {
+            self.violation(format!(
+                "listener: epoch {} of key {key} reported twice",
+                entry.epoch()
+            ));
+        }
+        *self.causes.lock().unwrap().entry(cause).or_default() += 1;
+        self.mark_gone(entry.epoch());
+    }
+}
+
+struct Shared {
+    memo: AsyncMemo<u64, Val>,
+    setup: Setup,
+    live: Arc<Live>,
+    next_id: AtomicU64,
+    book: Arc<Book>,
+    clock: ManualClock,
+    origin: Instant,
+    epoch_value: Mutex<HashMap<Epoch, u64>>,
+    value_epoch: Mutex<HashMap<u64, Epoch>>,
+    /// Epoch -> manual-clock time (ms) by which it was known to be committed.
+    committed_by: Mutex<HashMap<Epoch, u64>>,
+}
+
+impl Shared {
+    fn new(setup: Setup, live: &Arc<Live>) -> Self {
+        let book = Arc::new(Book::default());
+        let clock = ManualClock::new();
+        let mut builder = AsyncMemo::builder().shards(4).clock(clock.clone());
+        if let Some(capacity) = setup.capacity {
+            builder = builder.max_capacity(capacity);
+        }
+        if let Some(ms) = setup.ttl_ms {
+            builder = builder.time_to_live(Duration::from_millis(ms));
+        }
+        if let Some(ms) = setup.tti_ms {
+            builder = builder.time_to_idle(Duration::from_millis(ms));
+        }
+        let listener = Arc::clone(&book);
+        let memo = builder
+            .on_removal(move |key: &u64, entry: Entry<Val>, cause| {
+                listener.removed(*key, &entry, cause)
+            })
+            .build();
+        Shared {
+            memo,
+            setup,
+            live: Arc::clone(live),
+            next_id: AtomicU64::new(0),
+            book,
+            origin: clock_now(&clock),
+            clock,
+            epoch_value: Mutex::new(HashMap::new()),
+            value_epoch: Mutex::new(HashMap::new()),
+            committed_by: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn violation(&self, what: String) {
+        self.book.violation(what);
+    }
+
     fn tick(&self) -> u64 {
-        self.clock.fetch_add(1, Ordering::SeqCst)
+        self.book.tick()
+    }
+
+    /// The manual clock, in ms since the memo was built.
+    fn now_ms(&self) -> u64 {
+        let since = clock_now(&self.clock).duration_since(self.origin);
+        u64::try_from(since.as_millis()).unwrap()
+    }
+
+    /// Checks the bound after an operation.
+    fn check_bound(&self) {
+        if let Some(capacity) = self.setup.capacity {
+            let len = self.memo.len() as u64;
+            if len > capacity {
+                self.violation(format!("len {len} above the capacity {capacity}"));
+            }
+        }
+    }
+
+    /// Records an observed entry; `started` is the clock when the observing call began, and
+    /// `started_ms` the manual clock then.
+    fn observe_at(&self, key: u64, entry: &Entry<Val>, started: u64, started_ms: u64) {
+        let epoch = entry.epoch();
+        if let Some(ttl) = self.setup.ttl_ms {
+            let now = self.now_ms();
+            let by = *self
+                .committed_by
+                .lock()
+                .unwrap()
+                .entry(epoch)
+                .or_insert(now);
+            if started_ms >= by + ttl {
+                self.violation(format!(
+                    "epoch {epoch} of key {key} returned expired: committed by {by} ms, \
+                     read from {started_ms} ms, time to live {ttl} ms"
+                ));
+            }
+        }
+        self.observe(key, entry, started);
     }
 
     /// Records an observed entry; `started` is the clock when the observing call began.
@@ -157,7 +310,7 @@ impl Shared {
         if seen != epoch {
             self.violation(format!("value {id} seen under epochs {seen} and {epoch}"));
         }
-        if let Some(&gone_at) = self.gone.lock().unwrap().get(&epoch) {
+        if let Some(&gone_at) = self.book.gone.lock().unwrap().get(&epoch) {
             if gone_at < started {
                 self.violation(format!(
                     "epoch {epoch} of key {key} resurrected (gone at {gone_at}, read at {started})"
@@ -167,8 +320,7 @@ impl Shared {
     }
 
     fn mark_gone(&self, epoch: Epoch) {
-        let now = self.tick();
-        self.gone.lock().unwrap().insert(epoch, now);
+        self.book.mark_gone(epoch);
     }
 
     /// An init closure for `key`: draws a fresh value id; its future yields, fails or panics.
@@ -242,6 +394,7 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
         } else {
             None
         };
+        let started_ms = shared.now_ms();
         let started = shared.tick();
         match op {
             0..=44 => {
@@ -255,7 +408,7 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
                 });
                 match run_call(call, polls).await {
                     Some(Ok(entry)) => {
-                        shared.observe(key, &entry, started);
+                        shared.observe_at(key, &entry, started, started_ms);
                         last_seen.insert(key, entry.epoch());
                     }
                     Some(Err(msg)) if msg.contains(INJECTED) || msg.starts_with("async-memo:") => {}
@@ -268,7 +421,7 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
                 let call = memo.get_or_try_init(key, init);
                 match run_call(call, polls).await {
                     Some(Ok(Ok(entry))) => {
-                        shared.observe(key, &entry, started);
+                        shared.observe_at(key, &entry, started, started_ms);
                         last_seen.insert(key, entry.epoch());
                     }
                     Some(Ok(Err(_id))) => {}
@@ -280,7 +433,7 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
             60..=69 => {
                 let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
                 let entry = memo.insert(key, Val::new(id, key, &shared.live));
-                shared.observe(key, &entry, started);
+                shared.observe_at(key, &entry, started, started_ms);
                 last_seen.insert(key, entry.epoch());
             }
             70..=77 => {
@@ -303,17 +456,52 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
                 }
             }
             92..=93 => memo.invalidate_all(),
+            94 if shared.setup.ttl_ms.is_some() => memo.purge_expired(),
+            95..=96 if shared.setup.ttl_ms.is_some() => {
+                shared.clock.advance(Duration::from_millis(rng.below(8)));
+            }
             _ => {
                 if let Some(entry) = memo.get(&key) {
-                    shared.observe(key, &entry, started);
+                    shared.observe_at(key, &entry, started, started_ms);
                 }
             }
         }
+        shared.check_bound();
     }
+}
+
+fn clock_now(clock: &ManualClock) -> Instant {
+    async_memo::Clock::now(clock)
 }
 
 #[test]
 fn random_operations_keep_every_invariant() {
+    run(PLAIN);
+}
+
+/// The soak: bounded, expiring, and bounded and expiring memos with a removal listener.
+#[test]
+fn bounded_and_expiring_memos_keep_every_invariant() {
+    let bounded = Setup {
+        capacity: Some(5),
+        ..PLAIN
+    };
+    let expiring = Setup {
+        ttl_ms: Some(6),
+        tti_ms: Some(3),
+        ..PLAIN
+    };
+    let both = Setup {
+        capacity: Some(4),
+        ttl_ms: Some(4),
+        ..PLAIN
+    };
+    for setup in [bounded, expiring, both] {
+        run(setup);
+    }
+}
+
+fn run(setup: Setup) {
     // Injected panics are expected; keep their messages out of the output.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -329,16 +517,7 @@ fn random_operations_keep_every_invariant() {
     }));
 
     let live = Arc::new(Live::default());
-    let shared = Arc::new(Shared {
-        memo: AsyncMemo::builder().shards(4).build(),
-        live: Arc::clone(&live),
-        next_id: AtomicU64::new(0),
-        clock: AtomicU64::new(0),
-        epoch_value: Mutex::new(HashMap::new()),
-        value_epoch: Mutex::new(HashMap::new()),
-        gone: Mutex::new(HashMap::new()),
-        violations: Mutex::new(Vec::new()),
-    });
+    let shared = Arc::new(Shared::new(setup, &live));
     let ops = total_ops().div_ceil(TASKS);
 
     let (done_tx, done_rx) = mpsc::channel();
@@ -363,34 +542,39 @@ fn random_operations_keep_every_invariant() {
             let _ = done_tx.send(());
         })
     };
-    match done_rx.recv_timeout(Duration::from_secs(60)) {
+    let bound = watchdog(ops * TASKS);
+    match done_rx.recv_timeout(bound) {
         Ok(()) => body.join().unwrap(),
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             std::panic::resume_unwind(body.join().unwrap_err())
         }
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("hang: the stress run did not finish within 60 s")
+            panic!("hang: the stress run ({setup:?}) did not finish within {bound:?}")
         }
     }
 
     // What the memo holds at the end is consistent too.
     let end = shared.tick();
     for key in 0..KEYS {
+        let end_ms = shared.now_ms();
         if let Some(entry) = shared.memo.get(&key) {
-            shared.observe(key, &entry, end);
+            shared.observe_at(key, &entry, end, end_ms);
         }
     }
-    let violations = std::mem::take(&mut *shared.violations.lock().unwrap());
-    assert!(violations.is_empty(), "{violations:#?}");
+    // Whatever is left is reported once more, at most, by a final clear.
+    shared.memo.invalidate_all();
+    let violations = std::mem::take(&mut *shared.book.violations.lock().unwrap());
+    assert!(violations.is_empty(), "{setup:?}: {violations:#?}");
     let observed_epochs = shared.epoch_value.lock().unwrap().len();
     assert!(observed_epochs > 0, "the run observed nothing");
     eprintln!(
-        "stress: {} ops, {} init futures, {} epochs observed, {} gone, {} values left in the memo",
+        "stress {setup:?}: {} ops, {} init futures, {} epochs observed, {} gone, removals \
+         reported by cause {:?}",
         ops * TASKS,
         live.futures_created.load(Ordering::SeqCst),
         observed_epochs,
-        shared.gone.lock().unwrap().len(),
-        shared.memo.len(),
+        shared.book.gone.lock().unwrap().len(),
+        shared.book.causes.lock().unwrap(),
     );
 
     drop(Arc::into_inner(shared).expect("no task holds the state any more"));

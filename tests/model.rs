@@ -1,0 +1,139 @@
+//! Model-based property test: random sequences of memo operations — `get_or_init` /
+//! `get_or_try_init` calls whose init is ready at once, pending behind a gate, failing or
+//! panicking, polled by hand and cancelled at any poll; `insert`; `invalidate` with the current
+//! and older epochs; `remove`; `invalidate_all`; `get`; `epoch`; clock advances with a time to
+//! live and a time to idle; capacity pressure — checked step by step against a sequential model of
+//! the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
+//! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
+//!
+//! Cases: `PROPTEST_CASES` (proptest's default, 256, in the gate). A failure shrinks to a short
+//! op list and prints the run's trace: each op and what the memo answered.
+
+mod model_ops;
+
+use model_ops::{Config, Init, KEYS, Kind, Op, Outcome};
+use proptest::prelude::*;
+
+fn key() -> impl Strategy<Value = u8> {
+    0..KEYS
+}
+
+fn call() -> impl Strategy<Value = Op> {
+    let init = prop_oneof![
+        3 => Just(Init::Value),
+        3 => Just(Init::Gated),
+        2 => Just(Init::Yield),
+        1 => Just(Init::Error),
+        1 => Just(Init::PanicInFuture),
+        1 => Just(Init::PanicInClosure),
+    ];
+    let kind = prop_oneof![Just(Kind::Plain), Just(Kind::Fallible)];
+    (key(), kind, init).prop_map(|(key, kind, init)| Op::Call { key, kind, init })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let outcome = prop_oneof![
+        3 => Just(Outcome::Value),
+        1 => Just(Outcome::Error),
+        1 => Just(Outcome::Panic),
+    ];
+    prop_oneof![
+        6 => call(),
+        5 => (0..4u8).prop_map(|call| Op::Poll { call }),
+        2 => (0..4u8).prop_map(|call| Op::Drop { call }),
+        3 => (0..3u8, outcome).prop_map(|(gate, outcome)| Op::Open { gate, outcome }),
+        3 => key().prop_map(|key| Op::Insert { key }),
+        2 => key().prop_map(|key| Op::Invalidate { key }),
+        2 => (key(), 0..4u8).prop_map(|(key, back)| Op::InvalidateOld { key, back }),
+        1 => key().prop_map(|key| Op::Remove { key }),
+        1 => Just(Op::InvalidateAll),
+        2 => key().prop_map(|key| Op::Get { key }),
+        1 => key().prop_map(|key| Op::Epoch { key }),
+        2 => (1..3u8).prop_map(|secs| Op::Advance { secs }),
+        1 => Just(Op::PurgeExpired),
+    ]
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        prop::option::weighted(0.5, 1..4u8),
+        prop::option::weighted(0.4, 1..5u8),
+        prop::option::weighted(0.2, 1..5u8),
+    )
+        .prop_map(|(capacity, ttl, tti)| Config { capacity, ttl, tti })
+}
+
+proptest! {
+    #[test]
+    fn memo_follows_the_model(config in config(), ops in prop::collection::vec(op(), 1..48)) {
+        model_ops::quiet_injected_panics(false);
+        if let Err(violation) = model_ops::run(config, &ops) {
+            prop_assert!(false, "{}", violation);
+        }
+    }
+}
+
+/// The interpreter's own sanity: a run that exercises a join, a gate and a detach passes.
+#[test]
+fn a_known_sequence_passes() {
+    model_ops::quiet_injected_panics(false);
+    let ops = [
+        Op::Call {
+            key: 0,
+            kind: Kind::Plain,
+            init: Init::Gated,
+        },
+        Op::Call {
+            key: 0,
+            kind: Kind::Fallible,
+            init: Init::Value,
+        },
+        Op::Invalidate { key: 0 },
+        Op::Call {
+            key: 0,
+            kind: Kind::Plain,
+            init: Init::Value,
+        },
+        Op::Open {
+            gate: 0,
+            outcome: Outcome::Value,
+        },
+        Op::Poll { call: 0 },
+        Op::Poll { call: 0 },
+        Op::Get { key: 0 },
+        Op::Insert { key: 1 },
+        Op::Advance { secs: 2 },
+        Op::Get { key: 1 },
+    ];
+    let config = Config {
+        capacity: Some(2),
+        ttl: Some(2),
+        tti: None,
+    };
+    model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
+    model_ops::run(Config::PLAIN, &ops).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The fuzzer's decoder reaches every op (so the fuzz target explores what proptest does).
+#[test]
+fn the_fuzz_decoder_runs() {
+    model_ops::quiet_injected_panics(false);
+    let bytes: Vec<u8> = (0..=255u8).flat_map(|b| [b, b.wrapping_mul(37)]).collect();
+    let (config, ops) = model_ops::decode(&bytes);
+    model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The fuzzer's committed seeds (`fuzz/seeds/ops/`) replay cleanly, so the corpus stays valid.
+#[test]
+fn the_fuzz_seeds_replay() {
+    model_ops::quiet_injected_panics(false);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ops");
+    let mut replayed = 0;
+    for file in std::fs::read_dir(&dir).expect("fuzz/seeds/ops") {
+        let path = file.unwrap().path();
+        let (config, ops) = model_ops::decode(&std::fs::read(&path).unwrap());
+        model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        replayed += 1;
+    }
+    assert!(replayed >= 5, "only {replayed} seeds in {}", dir.display());
+}

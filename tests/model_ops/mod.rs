@@ -1,0 +1,1403 @@
+//! The op interpreter behind the model-based property test (`tests/model.rs`) and the cargo-fuzz
+//! target (`fuzz/fuzz_targets/ops.rs`, which includes this file by `#[path]`).
+//!
+//! A sequence of [`Op`]s runs against a real [`AsyncMemo`] and, step by step, against a plain
+//! sequential model of the contract (the crate docs, "Semantics"): a map from key to
+//! `Ready { epoch, value, deadline }` or `Flight`, and a list of flights with their callers. Every
+//! `get_or_init` call is a future polled by hand, on this thread, with a waker that counts its
+//! wake-ups, so a run is deterministic. After every op the interpreter checks:
+//!
+//! * every result (hit, joined value, shared error, panic, pending) is the model's;
+//! * every init that ran is one the model expected (single-flight), with an epoch above every
+//!   epoch seen before;
+//! * every removal reported to the listener is one the model expected (cause, key, epoch, value),
+//!   once; expired entries may be reported by any op, evictions only by ops that store an entry,
+//!   only when the memo was full, and only of a ready entry (never a flight, never a newer one);
+//! * `len()` equals the model's ready entries (expired ones count until reported), and never
+//!   exceeds the capacity;
+//! * the live init futures are exactly the model's running flights (nothing leaks, nothing is
+//!   dropped early), and `stats()` matches the model's counters;
+//! * no lost wake-up: a pending call whose flight finished, or whose init future's gate opened,
+//!   has been woken since its last poll.
+//!
+//! At the end every call is dropped and `invalidate_all` runs: then no value and no future may be
+//! left alive. What the contract leaves open (which entry S3-FIFO evicts) is only checked for
+//! what is guaranteed.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Once};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
+
+/// Keys are `0..KEYS`.
+pub const KEYS: u8 = 3;
+
+/// Which method a call uses: `get_or_init_with_epoch` or `get_or_try_init_with_epoch`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Plain,
+    Fallible,
+}
+
+/// What a call's init does if it runs. `Error` in a `Plain` call produces a value instead (its
+/// future cannot fail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// The future is ready at its first poll with a value.
+    Value,
+    /// The future is ready at its first poll with an error.
+    Error,
+    /// The init closure itself panics (before making a future).
+    PanicInClosure,
+    /// The future panics at its first poll.
+    PanicInFuture,
+    /// The future is pending until an [`Op::Open`] opens its gate.
+    Gated,
+    /// The future wakes itself and returns `Pending` at its first poll (a `yield_now`), and
+    /// gives a value at the next: if its driver is dropped in between, another caller must be
+    /// woken to poll it (futures-rs #2706).
+    Yield,
+}
+
+/// How an [`Op::Open`] completes a gated future (`Error` gives a value in a `Plain` flight).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Value,
+    Error,
+    Panic,
+}
+
+/// One step. Indices (`call`, `gate`, `back`) are taken modulo what exists, so every sequence is
+/// valid and shrinks well.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    /// Starts a call for `key` and polls it once.
+    Call {
+        key: u8,
+        kind: Kind,
+        init: Init,
+    },
+    /// Polls the `call`-th live call (in order of creation).
+    Poll {
+        call: u8,
+    },
+    /// Drops (cancels) the `call`-th live call.
+    Drop {
+        call: u8,
+    },
+    /// Opens the gate of the `gate`-th running gated flight.
+    Open {
+        gate: u8,
+        outcome: Outcome,
+    },
+    Insert {
+        key: u8,
+    },
+    /// `invalidate(key, e)` with `e` the epoch the model says the key holds (or held last).
+    Invalidate {
+        key: u8,
+    },
+    /// `invalidate(key, e)` with the `back`-th most recent epoch seen, of any key.
+    InvalidateOld {
+        key: u8,
+        back: u8,
+    },
+    Remove {
+        key: u8,
+    },
+    InvalidateAll,
+    Get {
+        key: u8,
+    },
+    Epoch {
+        key: u8,
+    },
+    /// Advances the manual clock by `secs` seconds.
+    Advance {
+        secs: u8,
+    },
+    PurgeExpired,
+}
+
+/// How the memo is built. Always one shard (so eviction is per memo) and a removal listener.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub capacity: Option<u8>,
+    /// Time to live, in seconds.
+    pub ttl: Option<u8>,
+    /// Time to idle, in seconds.
+    pub tti: Option<u8>,
+}
+
+impl Config {
+    pub const PLAIN: Config = Config {
+        capacity: None,
+        ttl: None,
+        tti: None,
+    };
+}
+
+/// Decodes a fuzzer's bytes: two bytes of config, then two bytes per op.
+pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
+    let byte = |i: usize| data.get(i).copied().unwrap_or(0);
+    let opt = |b: u8| (b % 5 != 0).then_some(b % 5);
+    let config = Config {
+        capacity: opt(byte(0)),
+        ttl: opt(byte(0) / 5),
+        tti: opt(byte(1)),
+    };
+    let ops = data
+        .get(2..)
+        .unwrap_or_default()
+        .chunks(2)
+        .take(64)
+        .map(|c| {
+            let (a, b) = (c[0], c.get(1).copied().unwrap_or(0));
+            let key = b % KEYS;
+            let kind = if b & 0x80 != 0 {
+                Kind::Fallible
+            } else {
+                Kind::Plain
+            };
+            match a % 16 {
+                0..=2 => Op::Call {
+                    key,
+                    kind,
+                    init: [
+                        Init::Value,
+                        Init::Error,
+                        Init::PanicInClosure,
+                        Init::PanicInFuture,
+                        Init::Gated,
+                        Init::Yield,
+                    ][usize::from(b / 4 % 6)],
+                },
+                3 | 4 => Op::Poll { call: b },
+                5 => Op::Drop { call: b },
+                6 => Op::Open {
+                    gate: b % 8,
+                    outcome: [Outcome::Value, Outcome::Error, Outcome::Panic]
+                        [usize::from(b / 8 % 3)],
+                },
+                7 => Op::Insert { key },
+                8 => Op::Invalidate { key },
+                9 => Op::InvalidateOld {
+                    key,
+                    back: b / 4 % 8,
+                },
+                10 => Op::Remove { key },
+                11 => Op::InvalidateAll,
+                12 => Op::Get { key },
+                13 => Op::Epoch { key },
+                14 => Op::Advance { secs: b % 4 },
+                _ => Op::PurgeExpired,
+            }
+        })
+        .collect();
+    (config, ops)
+}
+
+const INJECTED: &str = "model: injected panic";
+const CREATOR_PANIC: &str = "async-memo: the init future this call started panicked";
+
+/// Replaces the panic hook once: injected panics (and the creator's hand-over panic) are
+/// expected and silent; any other panic prints, and aborts the process if `abort_on_other` (a
+/// fuzzer needs that to record a crash).
+pub fn quiet_injected_panics(abort_on_other: bool) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let msg = payload_text(info.payload());
+            if msg.contains(INJECTED) || msg.starts_with(CREATOR_PANIC) {
+                return;
+            }
+            default(info);
+            if abort_on_other {
+                std::process::abort();
+            }
+        }));
+    });
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+// ----------------------------------------------------------------------------------------------
+// The real side: values, init futures with gates, counting wakers.
+
+/// Counts live values and init futures.
+#[derive(Default)]
+struct Live {
+    values: AtomicIsize,
+    futures: AtomicIsize,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Val {
+    id: u64,
+    live: Arc<Live>,
+}
+
+impl fmt::Debug for Live {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Live")
+    }
+}
+
+impl Val {
+    fn new(id: u64, live: &Arc<Live>) -> Self {
+        live.values.fetch_add(1, SeqCst);
+        Val {
+            id,
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Clone for Val {
+    fn clone(&self) -> Self {
+        Val::new(self.id, &self.live)
+    }
+}
+
+impl Drop for Val {
+    fn drop(&mut self) {
+        self.live.values.fetch_sub(1, SeqCst);
+    }
+}
+
+/// The error of a failing init: the id its value would have had.
+#[derive(Debug)]
+pub struct Failure(u64);
+
+#[derive(Default)]
+struct Gate {
+    state: Mutex<(Option<Outcome>, Option<Waker>)>,
+}
+
+impl Gate {
+    fn open(&self, outcome: Outcome) {
+        let waker = {
+            let mut state = self.state.lock().unwrap();
+            state.0 = Some(outcome);
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+struct InitFut {
+    id: u64,
+    fallible: bool,
+    now: Option<Outcome>,
+    gate: Option<Arc<Gate>>,
+    /// `Init::Yield` before its first poll.
+    yields: bool,
+    live: Arc<Live>,
+}
+
+impl InitFut {
+    fn new(id: u64, fallible: bool, init: Init, live: &Arc<Live>) -> (Self, Option<Arc<Gate>>) {
+        let gate = (init == Init::Gated).then(|| Arc::new(Gate::default()));
+        let now = match init {
+            Init::Value => Some(Outcome::Value),
+            Init::Error => Some(Outcome::Error),
+            Init::PanicInFuture => Some(Outcome::Panic),
+            Init::Yield => Some(Outcome::Value),
+            Init::Gated | Init::PanicInClosure => None,
+        };
+        live.futures.fetch_add(1, SeqCst);
+        let fut = InitFut {
+            id,
+            fallible,
+            now,
+            gate: gate.clone(),
+            yields: init == Init::Yield,
+            live: Arc::clone(live),
+        };
+        (fut, gate)
+    }
+}
+
+impl Future for InitFut {
+    type Output = Result<Val, Failure>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.yields {
+            self.yields = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let outcome = match (&self.now, &self.gate) {
+            (Some(outcome), _) => *outcome,
+            (None, Some(gate)) => {
+                let mut state = gate.state.lock().unwrap();
+                match state.0 {
+                    Some(outcome) => outcome,
+                    None => {
+                        state.1 = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                }
+            }
+            (None, None) => unreachable!(),
+        };
+        Poll::Ready(match outcome {
+            Outcome::Panic => panic!("{INJECTED} in the future of value {}", self.id),
+            Outcome::Error if self.fallible => Err(Failure(self.id)),
+            Outcome::Value | Outcome::Error => Ok(Val::new(self.id, &self.live)),
+        })
+    }
+}
+
+impl Drop for InitFut {
+    fn drop(&mut self) {
+        self.live.futures.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A `Plain` call's future: an `InitFut` that cannot fail.
+struct PlainFut(InitFut);
+
+impl Future for PlainFut {
+    type Output = Val;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Val> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| unreachable!("a plain init never fails")))
+    }
+}
+
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// One init that ran: the call it belonged to, the flight's epoch, its value id and gate.
+struct InitRun {
+    call: usize,
+    epoch: Epoch,
+    id: u64,
+    gate: Option<Arc<Gate>>,
+}
+
+type CallOut = Result<Entry<Val>, Arc<Failure>>;
+type CallFut<'m> = Pin<Box<dyn Future<Output = CallOut> + 'm>>;
+
+struct RealCall<'m> {
+    fut: CallFut<'m>,
+    waker: Arc<CountingWaker>,
+    /// The waker's count when the last poll (which returned `Pending`) began.
+    pending_at: Option<usize>,
+}
+
+/// What one poll gave.
+#[derive(Debug, PartialEq, Eq)]
+enum Polled {
+    Pending,
+    Value { id: u64, epoch: Epoch },
+    Error { id: u64 },
+    Panic(PanicKind),
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum PanicKind {
+    /// The injected panic of the init or future this call was running.
+    Injected,
+    /// The creator's panic when another caller's poll of its future panicked.
+    Creator,
+    Other,
+}
+
+// ----------------------------------------------------------------------------------------------
+// The model.
+
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Ready {
+        epoch: Epoch,
+        id: u64,
+        /// Fixed deadline (time to live), in seconds since the start.
+        deadline: Option<u64>,
+        last_read: u64,
+    },
+    Flight(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FState {
+    Running,
+    Done { ok: bool },
+    Panicked,
+    Abandoned,
+}
+
+#[derive(Debug)]
+struct MFlight {
+    key: u8,
+    epoch: Epoch,
+    id: u64,
+    init: Init,
+    fallible: bool,
+    callers: BTreeSet<usize>,
+    attached: bool,
+    state: FState,
+    gate: Option<Arc<Gate>>,
+    opened: Option<Outcome>,
+    /// An `Init::Yield` future has been polled once (it woke itself: it wants another poll).
+    yielded: bool,
+    /// The `Arc<Failure>` the first receiver of this flight's error got.
+    error: Option<usize>,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CState {
+    Start,
+    Joined { flight: usize, created: bool },
+    Finished,
+}
+
+#[derive(Debug)]
+struct MCall {
+    key: u8,
+    kind: Kind,
+    init: Init,
+    state: CState,
+}
+
+#[derive(Default, Debug, PartialEq, Eq, Clone, Copy)]
+struct Counters {
+    hits: u64,
+    misses: u64,
+    joins: u64,
+    started: u64,
+    committed: u64,
+    detached: u64,
+    failed: u64,
+    panicked: u64,
+    abandoned: u64,
+}
+
+type Event = (u8, Epoch, RemovalCause, u64);
+
+struct Model {
+    config: Config,
+    now: u64,
+    slots: BTreeMap<u8, Slot>,
+    flights: Vec<MFlight>,
+    calls: Vec<MCall>,
+    counters: Counters,
+    /// Every epoch seen, in order (they must rise).
+    epochs: Vec<Epoch>,
+    /// The last epoch each key held.
+    last_epoch: HashMap<u8, Epoch>,
+    reported: BTreeSet<Epoch>,
+    removals: HashMap<RemovalCause, u64>,
+    /// Removals the current op must report: (key, epoch, cause, value id).
+    expected: Vec<Event>,
+    /// Whether the current op stored an entry (only such ops may evict).
+    stored: bool,
+    /// Inits the current op ran, in order.
+    inits: Vec<InitRun>,
+}
+
+impl Model {
+    fn expired(&self, slot: &Slot) -> bool {
+        match *slot {
+            Slot::Ready {
+                deadline,
+                last_read,
+                ..
+            } => {
+                let idle = self.config.tti.map(|t| last_read + u64::from(t));
+                let due = match (deadline, idle) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                due.is_some_and(|due| self.now >= due)
+            }
+            Slot::Flight(_) => false,
+        }
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        self.config.ttl.map(|t| self.now + u64::from(t))
+    }
+
+    fn ready(&self, key: u8, epoch: Epoch, id: u64) -> Slot {
+        let _ = key;
+        Slot::Ready {
+            epoch,
+            id,
+            deadline: self.deadline(),
+            last_read: self.now,
+        }
+    }
+
+    fn see_epoch(&mut self, key: u8, epoch: Epoch) -> Result<(), String> {
+        if let Some(&last) = self.epochs.last() {
+            if epoch <= last {
+                return Err(format!(
+                    "epoch {epoch} of key {key} is not above the last one issued ({last})"
+                ));
+            }
+        }
+        self.epochs.push(epoch);
+        self.last_epoch.insert(key, epoch);
+        Ok(())
+    }
+
+    /// Takes `key`'s slot out, expecting a report of a ready entry under `cause` (or `Expired`);
+    /// a flight is detached.
+    fn vacate(&mut self, key: u8, cause: RemovalCause) -> Option<Slot> {
+        let slot = self.slots.remove(&key)?;
+        match slot {
+            Slot::Ready { epoch, id, .. } => {
+                let cause = if self.expired(&slot) {
+                    RemovalCause::Expired
+                } else {
+                    cause
+                };
+                self.expected.push((key, epoch, cause, id));
+            }
+            Slot::Flight(f) => self.flights[f].attached = false,
+        }
+        Some(slot)
+    }
+
+    fn ready_count(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| matches!(s, Slot::Ready { .. }))
+            .count()
+    }
+
+    fn take_init(&mut self, call: usize) -> Result<InitRun, String> {
+        if self.inits.is_empty() {
+            return Err(format!(
+                "call c{call} should have started a flight, but its init did not run"
+            ));
+        }
+        let run = self.inits.remove(0);
+        if run.call != call {
+            return Err(format!(
+                "call c{call} should have started a flight, but the init of c{} ran",
+                run.call
+            ));
+        }
+        Ok(run)
+    }
+
+    /// Drives flight `f` once (a poll of its init future). `Some(outcome)` if it finished.
+    fn drive(&mut self, f: usize) -> Option<Outcome> {
+        let flight = &self.flights[f];
+        let outcome = match flight.init {
+            Init::Value => Some(Outcome::Value),
+            Init::Error => Some(Outcome::Error),
+            Init::PanicInFuture => Some(Outcome::Panic),
+            Init::Gated => flight.opened,
+            Init::Yield if !flight.yielded => {
+                self.flights[f].yielded = true;
+                return None;
+            }
+            Init::Yield => Some(Outcome::Value),
+            Init::PanicInClosure => unreachable!("never parked"),
+        }?;
+        let outcome = match outcome {
+            Outcome::Error if !flight.fallible => Outcome::Value,
+            o => o,
+        };
+        let (key, epoch, id, attached) = (flight.key, flight.epoch, flight.id, flight.attached);
+        match outcome {
+            Outcome::Value => {
+                if attached {
+                    let slot = self.ready(key, epoch, id);
+                    self.slots.insert(key, slot);
+                    self.flights[f].attached = false;
+                    self.counters.committed += 1;
+                    self.stored = true;
+                } else {
+                    self.counters.detached += 1;
+                }
+                self.flights[f].state = FState::Done { ok: true };
+            }
+            Outcome::Error => {
+                self.counters.failed += 1;
+                self.free(f);
+                self.flights[f].state = FState::Done { ok: false };
+            }
+            Outcome::Panic => {
+                self.counters.panicked += 1;
+                self.free(f);
+                self.flights[f].state = FState::Panicked;
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Removes flight `f` from its key if it is still there (no report: flights are not entries).
+    fn free(&mut self, f: usize) {
+        if self.flights[f].attached {
+            self.slots.remove(&self.flights[f].key);
+            self.flights[f].attached = false;
+        }
+    }
+
+    /// One poll of call `c`, as the contract has it.
+    fn poll(&mut self, c: usize) -> Result<Polled, String> {
+        let key = self.calls[c].key;
+        loop {
+            match self.calls[c].state {
+                CState::Finished => unreachable!("finished calls are not polled"),
+                CState::Start => {
+                    let slot = self.slots.get(&key).copied();
+                    match slot {
+                        Some(s @ Slot::Ready { epoch, id, .. }) if !self.expired(&s) => {
+                            self.touch(key);
+                            self.counters.hits += 1;
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Value { id, epoch });
+                        }
+                        Some(Slot::Flight(f)) => {
+                            self.counters.misses += 1;
+                            self.counters.joins += 1;
+                            self.flights[f].callers.insert(c);
+                            self.calls[c].state = CState::Joined {
+                                flight: f,
+                                created: false,
+                            };
+                        }
+                        _ => {
+                            if slot.is_some() {
+                                self.vacate(key, RemovalCause::Expired);
+                            }
+                            self.counters.misses += 1;
+                            self.counters.started += 1;
+                            let run = self.take_init(c)?;
+                            self.see_epoch(key, run.epoch)?;
+                            let (init, kind) = (self.calls[c].init, self.calls[c].kind);
+                            let f = self.flights.len();
+                            self.flights.push(MFlight {
+                                key,
+                                epoch: run.epoch,
+                                id: run.id,
+                                init,
+                                fallible: kind == Kind::Fallible,
+                                callers: BTreeSet::from([c]),
+                                attached: true,
+                                state: FState::Running,
+                                gate: run.gate,
+                                opened: None,
+                                yielded: false,
+                                error: None,
+                            });
+                            self.slots.insert(key, Slot::Flight(f));
+                            self.calls[c].state = CState::Joined {
+                                flight: f,
+                                created: true,
+                            };
+                            if init == Init::PanicInClosure {
+                                self.counters.panicked += 1;
+                                self.free(f);
+                                self.flights[f].state = FState::Panicked;
+                                self.flights[f].callers.remove(&c);
+                                self.calls[c].state = CState::Finished;
+                                return Ok(Polled::Panic(PanicKind::Injected));
+                            }
+                        }
+                    }
+                }
+                CState::Joined { flight: f, created } => match self.flights[f].state {
+                    FState::Running => match self.drive(f) {
+                        None => return Ok(Polled::Pending),
+                        Some(Outcome::Panic) => {
+                            self.flights[f].callers.remove(&c);
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Panic(PanicKind::Injected));
+                        }
+                        Some(_) => {}
+                    },
+                    FState::Done { ok } => {
+                        self.flights[f].callers.remove(&c);
+                        let flight = &self.flights[f];
+                        if ok {
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Value {
+                                id: flight.id,
+                                epoch: flight.epoch,
+                            });
+                        }
+                        if self.calls[c].kind == Kind::Fallible {
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Error { id: flight.id });
+                        }
+                        self.calls[c].state = CState::Start;
+                    }
+                    FState::Panicked => {
+                        self.flights[f].callers.remove(&c);
+                        if created {
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Panic(PanicKind::Creator));
+                        }
+                        self.calls[c].state = CState::Start;
+                    }
+                    FState::Abandoned => unreachable!("a joined caller keeps its flight alive"),
+                },
+            }
+        }
+    }
+
+    /// A read of a ready entry (time to idle restarts).
+    fn touch(&mut self, key: u8) {
+        let now = self.now;
+        if let Some(Slot::Ready { last_read, .. }) = self.slots.get_mut(&key) {
+            *last_read = now;
+        }
+    }
+
+    /// Call `c` is dropped.
+    fn drop_call(&mut self, c: usize) {
+        if let CState::Joined { flight: f, .. } = self.calls[c].state {
+            let flight = &mut self.flights[f];
+            flight.callers.remove(&c);
+            if flight.state == FState::Running && flight.callers.is_empty() {
+                flight.state = FState::Abandoned;
+                self.counters.abandoned += 1;
+                self.free(f);
+            }
+        }
+        self.calls[c].state = CState::Finished;
+    }
+
+    /// Flights that want a poll from some caller (their future was woken), and finished
+    /// flights whose pending callers each need one poll to take the outcome.
+    fn wants(&self, f: usize) -> Wants {
+        let flight = &self.flights[f];
+        match flight.state {
+            FState::Running if flight.opened.is_some() || flight.yielded => Wants::SomeCaller,
+            FState::Running => Wants::Nothing,
+            _ => Wants::EveryCaller,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wants {
+    Nothing,
+    SomeCaller,
+    EveryCaller,
+}
+
+// ----------------------------------------------------------------------------------------------
+// The interpreter.
+
+/// Runs `ops` against a memo built with `config` and against the model. `Err` holds the first
+/// violation, followed by a trace of the run.
+pub fn run(config: Config, ops: &[Op]) -> Result<(), String> {
+    let mut trace = String::new();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| run_inner(config, ops, &mut trace)))
+        .unwrap_or_else(|payload| {
+            Err(format!(
+                "unexpected panic: {}",
+                payload_text(payload.as_ref())
+            ))
+        });
+    result.map_err(|violation| format!("{violation}\n\n{config:?}\ntrace:\n{trace}"))
+}
+
+type Log = Arc<Mutex<Vec<Event>>>;
+
+fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), String> {
+    let live = Arc::new(Live::default());
+    let clock = ManualClock::new();
+    let log: Log = Arc::default();
+    let mut builder = AsyncMemo::<u8, Val>::builder()
+        .shards(1)
+        .clock(clock.clone());
+    if let Some(capacity) = config.capacity {
+        builder = builder.max_capacity(u64::from(capacity));
+    }
+    if let Some(ttl) = config.ttl {
+        builder = builder.time_to_live(Duration::from_secs(u64::from(ttl)));
+    }
+    if let Some(tti) = config.tti {
+        builder = builder.time_to_idle(Duration::from_secs(u64::from(tti)));
+    }
+    let memo = {
+        let log = Arc::clone(&log);
+        builder
+            .on_removal(move |key: &u8, entry: Entry<Val>, cause| {
+                let event = (*key, entry.epoch(), cause, entry.value().id);
+                log.lock().unwrap().push(event);
+            })
+            .build()
+    };
+    let runs: Arc<Mutex<Vec<InitRun>>> = Arc::default();
+    let mut model = Model {
+        config,
+        now: 0,
+        slots: BTreeMap::new(),
+        flights: Vec::new(),
+        calls: Vec::new(),
+        counters: Counters::default(),
+        epochs: Vec::new(),
+        last_epoch: HashMap::new(),
+        reported: BTreeSet::new(),
+        removals: HashMap::new(),
+        expected: Vec::new(),
+        stored: false,
+        inits: Vec::new(),
+    };
+    let mut real: BTreeMap<usize, RealCall<'_>> = BTreeMap::new();
+
+    for (i, &op) in ops.iter().enumerate() {
+        let _ = write!(trace, "{i:>3}: {op:?}");
+        let len_before = memo.len();
+        model.stored = false;
+        let note = apply(op, &memo, &clock, &live, &runs, &mut model, &mut real)?;
+        let _ = writeln!(trace, "  => {note}");
+        check(&memo, &log, &live, &runs, &mut model, &real, len_before)?;
+    }
+
+    // Wind down: drop every call, then clear the memo; nothing may be left alive.
+    let _ = writeln!(trace, "end: drop every call, then invalidate_all");
+    let ids: Vec<usize> = real.keys().copied().collect();
+    for c in ids {
+        let len_before = memo.len();
+        model.stored = false;
+        drop(real.remove(&c));
+        model.drop_call(c);
+        check(&memo, &log, &live, &runs, &mut model, &real, len_before)?;
+    }
+    let len_before = memo.len();
+    model.stored = false;
+    apply(
+        Op::InvalidateAll,
+        &memo,
+        &clock,
+        &live,
+        &runs,
+        &mut model,
+        &mut real,
+    )?;
+    check(&memo, &log, &live, &runs, &mut model, &real, len_before)?;
+    if !memo.is_empty() {
+        return Err(format!("len {} after invalidate_all", memo.len()));
+    }
+    drop(real);
+    drop(memo);
+    let values = live.values.load(SeqCst);
+    let futures = live.futures.load(SeqCst);
+    if values != 0 || futures != 0 {
+        return Err(format!(
+            "leak: {values} values and {futures} init futures alive after the memo was dropped"
+        ));
+    }
+    Ok(())
+}
+
+/// Performs `op` on the memo and on the model; returns a note for the trace.
+fn apply<'m>(
+    op: Op,
+    memo: &'m AsyncMemo<u8, Val>,
+    clock: &ManualClock,
+    live: &Arc<Live>,
+    runs: &Arc<Mutex<Vec<InitRun>>>,
+    model: &mut Model,
+    real: &mut BTreeMap<usize, RealCall<'m>>,
+) -> Result<String, String> {
+    let pick = |real: &BTreeMap<usize, RealCall<'m>>, i: u8| {
+        (!real.is_empty()).then(|| *real.keys().nth(usize::from(i) % real.len()).unwrap())
+    };
+    Ok(match op {
+        Op::Call { key, kind, init } => {
+            let key = key % KEYS;
+            let c = model.calls.len();
+            model.calls.push(MCall {
+                key,
+                kind,
+                init,
+                state: CState::Start,
+            });
+            let fallible = kind == Kind::Fallible;
+            let (live, inits) = (Arc::clone(live), Arc::clone(runs));
+            let start = move |epoch: Epoch| {
+                let id = live.next_id.fetch_add(1, SeqCst);
+                if init == Init::PanicInClosure {
+                    inits.lock().unwrap().push(InitRun {
+                        call: c,
+                        epoch,
+                        id,
+                        gate: None,
+                    });
+                    panic!("{INJECTED} in the init of value {id}");
+                }
+                let (fut, gate) = InitFut::new(id, fallible, init, &live);
+                inits.lock().unwrap().push(InitRun {
+                    call: c,
+                    epoch,
+                    id,
+                    gate,
+                });
+                fut
+            };
+            let fut: CallFut<'m> = match kind {
+                Kind::Plain => Box::pin(async move {
+                    Ok(memo
+                        .get_or_init_with_epoch(key, move |e| PlainFut(start(e)))
+                        .await)
+                }),
+                Kind::Fallible => Box::pin(memo.get_or_try_init_with_epoch(key, start)),
+            };
+            real.insert(
+                c,
+                RealCall {
+                    fut,
+                    waker: Arc::default(),
+                    pending_at: None,
+                },
+            );
+            format!("c{c}: {}", poll_call(c, runs, model, real)?)
+        }
+        Op::Poll { call } => match pick(real, call) {
+            Some(c) => format!("c{c}: {}", poll_call(c, runs, model, real)?),
+            None => "no live call".into(),
+        },
+        Op::Drop { call } => match pick(real, call) {
+            Some(c) => {
+                drop(real.remove(&c));
+                model.drop_call(c);
+                format!("c{c} dropped")
+            }
+            None => "no live call".into(),
+        },
+        Op::Open { gate, outcome } => {
+            let open: Vec<usize> = (0..model.flights.len())
+                .filter(|&f| {
+                    let flight = &model.flights[f];
+                    flight.state == FState::Running
+                        && flight.gate.is_some()
+                        && flight.opened.is_none()
+                })
+                .collect();
+            if open.is_empty() {
+                "no closed gate".into()
+            } else {
+                let f = open[usize::from(gate) % open.len()];
+                model.flights[f].opened = Some(outcome);
+                let gate = model.flights[f].gate.clone().unwrap();
+                gate.open(outcome);
+                format!("gate of flight {} opened", model.flights[f].epoch)
+            }
+        }
+        Op::Insert { key } => {
+            let key = key % KEYS;
+            let id = live.next_id.fetch_add(1, SeqCst);
+            let entry = memo.insert(key, Val::new(id, live));
+            model.see_epoch(key, entry.epoch())?;
+            if entry.value().id != id {
+                return Err(format!("insert returned value {}", entry.value().id));
+            }
+            model.vacate(key, RemovalCause::Replaced);
+            let slot = model.ready(key, entry.epoch(), id);
+            model.slots.insert(key, slot);
+            model.stored = true;
+            format!("v{id} at epoch {}", entry.epoch())
+        }
+        Op::Invalidate { key } | Op::InvalidateOld { key, .. } => {
+            let key = key % KEYS;
+            let epoch = match op {
+                Op::InvalidateOld { back, .. } => {
+                    let n = model.epochs.len();
+                    (n > 0).then(|| model.epochs[n - 1 - usize::from(back) % n])
+                }
+                _ => match model.slots.get(&key) {
+                    Some(Slot::Ready { epoch, .. }) => Some(*epoch),
+                    Some(Slot::Flight(f)) => Some(model.flights[*f].epoch),
+                    None => model.last_epoch.get(&key).copied(),
+                },
+            };
+            let Some(epoch) = epoch else {
+                return Ok("no epoch to use".into());
+            };
+            let got = memo.invalidate(&key, epoch);
+            let want = match model.slots.get(&key).copied() {
+                Some(s @ Slot::Ready { epoch: e, .. }) => {
+                    if model.expired(&s) {
+                        model.vacate(key, RemovalCause::Expired);
+                        false
+                    } else if e == epoch {
+                        model.vacate(key, RemovalCause::Invalidated);
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Some(Slot::Flight(f)) if model.flights[f].epoch == epoch => {
+                    model.vacate(key, RemovalCause::Invalidated);
+                    true
+                }
+                _ => false,
+            };
+            if got != want {
+                return Err(format!(
+                    "invalidate({key}, {epoch}) returned {got}, the model says {want}"
+                ));
+            }
+            format!("invalidate({key}, {epoch}) = {got}")
+        }
+        Op::Remove { key } => {
+            let key = key % KEYS;
+            let got = memo.remove(&key).map(|e| (e.value().id, e.epoch()));
+            let want = match model.slots.get(&key).copied() {
+                Some(s @ Slot::Ready { epoch, id, .. }) if !model.expired(&s) => Some((id, epoch)),
+                _ => None,
+            };
+            model.vacate(key, RemovalCause::Removed);
+            if got != want {
+                return Err(format!(
+                    "remove({key}) returned {got:?}, the model says {want:?}"
+                ));
+            }
+            format!("remove({key}) = {got:?}")
+        }
+        Op::InvalidateAll => {
+            memo.invalidate_all();
+            for key in 0..KEYS {
+                model.vacate(key, RemovalCause::Cleared);
+            }
+            "cleared".into()
+        }
+        Op::Get { key } => {
+            let key = key % KEYS;
+            let got = memo.get(&key).map(|e| (e.value().id, e.epoch()));
+            let want = match model.slots.get(&key).copied() {
+                Some(s @ Slot::Ready { epoch, id, .. }) => {
+                    if model.expired(&s) {
+                        model.vacate(key, RemovalCause::Expired);
+                        model.counters.misses += 1;
+                        None
+                    } else {
+                        model.touch(key);
+                        model.counters.hits += 1;
+                        Some((id, epoch))
+                    }
+                }
+                _ => {
+                    model.counters.misses += 1;
+                    None
+                }
+            };
+            if got != want {
+                return Err(format!(
+                    "get({key}) returned {got:?}, the model says {want:?}"
+                ));
+            }
+            format!("get({key}) = {got:?}")
+        }
+        Op::Epoch { key } => {
+            let key = key % KEYS;
+            let got = memo.epoch(&key);
+            let want = match model.slots.get(&key).copied() {
+                Some(s @ Slot::Ready { epoch, .. }) => {
+                    if model.expired(&s) {
+                        model.vacate(key, RemovalCause::Expired);
+                        None
+                    } else {
+                        Some(epoch)
+                    }
+                }
+                Some(Slot::Flight(f)) => Some(model.flights[f].epoch),
+                None => None,
+            };
+            if got != want {
+                return Err(format!(
+                    "epoch({key}) returned {got:?}, the model says {want:?}"
+                ));
+            }
+            format!("epoch({key}) = {got:?}")
+        }
+        Op::Advance { secs } => {
+            clock.advance(Duration::from_secs(u64::from(secs)));
+            model.now += u64::from(secs);
+            format!("now {} s", model.now)
+        }
+        Op::PurgeExpired => {
+            memo.purge_expired();
+            for key in 0..KEYS {
+                if model.slots.get(&key).is_some_and(|s| model.expired(s)) {
+                    model.vacate(key, RemovalCause::Expired);
+                }
+            }
+            "purged".into()
+        }
+    })
+}
+
+/// Polls call `c` once, on the memo and on the model, and compares.
+fn poll_call(
+    c: usize,
+    runs: &Arc<Mutex<Vec<InitRun>>>,
+    model: &mut Model,
+    real: &mut BTreeMap<usize, RealCall<'_>>,
+) -> Result<String, String> {
+    let call = real.get_mut(&c).expect("a live call");
+    let waker = Waker::from(Arc::clone(&call.waker));
+    // A wake-up during the poll counts as one after it (it asks for another poll).
+    let wakes_before = call.waker.0.load(SeqCst);
+    let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+        call.fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }));
+    let (got, error_ptr) = match polled {
+        Ok(Poll::Pending) => (Polled::Pending, None),
+        Ok(Poll::Ready(Ok(entry))) => (
+            Polled::Value {
+                id: entry.value().id,
+                epoch: entry.epoch(),
+            },
+            None,
+        ),
+        Ok(Poll::Ready(Err(failure))) => (
+            Polled::Error { id: failure.0 },
+            Some(Arc::as_ptr(&failure) as usize),
+        ),
+        Err(payload) => {
+            let msg = payload_text(payload.as_ref());
+            let kind = if msg.contains(INJECTED) {
+                PanicKind::Injected
+            } else if msg.starts_with(CREATOR_PANIC) {
+                PanicKind::Creator
+            } else {
+                return Err(format!("c{c} panicked unexpectedly: {msg}"));
+            };
+            (Polled::Panic(kind), None)
+        }
+    };
+    model.inits = std::mem::take(&mut *runs.lock().unwrap());
+    let want = model.poll(c)?;
+    if let Some(run) = model.inits.first() {
+        return Err(format!(
+            "an init ran that the model did not expect (of c{}, epoch {}): single-flight broken",
+            run.call, run.epoch
+        ));
+    }
+    if got != want {
+        return Err(format!("c{c} polled: {got:?}, the model says {want:?}"));
+    }
+    if let (Some(ptr), CState::Finished) = (error_ptr, model.calls[c].state) {
+        // Every caller of a failed flight gets the same Arc.
+        let Polled::Error { id } = got else {
+            unreachable!()
+        };
+        let f = model
+            .flights
+            .iter()
+            .position(|f| f.id == id)
+            .expect("the failed flight");
+        let first = *model.flights[f].error.get_or_insert(ptr);
+        if first != ptr {
+            return Err(format!("c{c} received another Arc of the flight's error"));
+        }
+    }
+    let call = real.get_mut(&c).unwrap();
+    if got == Polled::Pending {
+        call.pending_at = Some(wakes_before);
+    } else {
+        real.remove(&c);
+    }
+    Ok(format!("{got:?}"))
+}
+
+/// The checks after every op.
+fn check(
+    memo: &AsyncMemo<u8, Val>,
+    log: &Log,
+    live: &Arc<Live>,
+    runs: &Arc<Mutex<Vec<InitRun>>>,
+    model: &mut Model,
+    real: &BTreeMap<usize, RealCall<'_>>,
+    len_before: usize,
+) -> Result<(), String> {
+    if let Some(run) = runs.lock().unwrap().first() {
+        return Err(format!(
+            "an init ran outside a poll (of c{}, epoch {})",
+            run.call, run.epoch
+        ));
+    }
+    // Removals.
+    let events = std::mem::take(&mut *log.lock().unwrap());
+    let mut evicted = 0;
+    for event @ (key, epoch, cause, id) in events {
+        if !model.reported.insert(epoch) {
+            return Err(format!("{event:?}: epoch {epoch} reported twice"));
+        }
+        *model.removals.entry(cause).or_default() += 1;
+        if let Some(i) = model.expected.iter().position(|e| *e == event) {
+            model.expected.remove(i);
+            continue;
+        }
+        let slot = model.slots.get(&key).copied();
+        let holds =
+            matches!(slot, Some(Slot::Ready { epoch: e, id: v, .. }) if e == epoch && v == id);
+        let ok = match cause {
+            RemovalCause::Expired => holds && model.expired(&slot.unwrap()),
+            RemovalCause::Evicted => holds && model.stored && model.config.capacity.is_some(),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "unexpected removal report {event:?}; the key holds {slot:?}, the op stored: {}",
+                model.stored
+            ));
+        }
+        if cause == RemovalCause::Evicted {
+            evicted += 1;
+        }
+        model.slots.remove(&key);
+    }
+    if !model.expected.is_empty() {
+        return Err(format!("removals not reported: {:?}", model.expected));
+    }
+    // Evictions only when full, and no more than needed.
+    if let Some(capacity) = model.config.capacity {
+        let room = usize::from(capacity).saturating_sub(len_before);
+        if evicted > usize::from(room == 0) {
+            return Err(format!(
+                "{evicted} evicted with room for {room} more (len before: {len_before})"
+            ));
+        }
+        if memo.len() > usize::from(capacity) {
+            return Err(format!("len {} above the capacity {capacity}", memo.len()));
+        }
+    }
+    if memo.len() != model.ready_count() {
+        return Err(format!(
+            "len {} but the model holds {} ready entries: {:?}",
+            memo.len(),
+            model.ready_count(),
+            model.slots
+        ));
+    }
+    // Init futures alive = running flights.
+    let running = model
+        .flights
+        .iter()
+        .filter(|f| f.state == FState::Running)
+        .count();
+    let futures = live.futures.load(SeqCst);
+    if futures != running as isize {
+        return Err(format!(
+            "{futures} init futures alive, but {running} flights are running"
+        ));
+    }
+    // No lost wake-up: a finished flight wakes each pending caller; a future that was woken
+    // (its gate opened, or it yielded) has at least one pending caller woken to poll it — also
+    // after the caller that was to poll it went away.
+    let mut woken: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+    for (&c, call) in real {
+        let (Some(at), CState::Joined { flight: f, .. }) = (call.pending_at, model.calls[c].state)
+        else {
+            continue;
+        };
+        let was_woken = call.waker.0.load(SeqCst) > at;
+        if model.wants(f) == Wants::EveryCaller && !was_woken {
+            return Err(format!(
+                "lost wake-up: c{c}'s flight finished but c{c} was not woken since it returned Pending"
+            ));
+        }
+        let tally = woken.entry(f).or_default();
+        tally.0 += 1;
+        tally.1 += usize::from(was_woken);
+    }
+    for (f, (pending, woken)) in woken {
+        if model.wants(f) == Wants::SomeCaller && woken == 0 {
+            let epoch = model.flights[f].epoch;
+            return Err(format!(
+                "lost wake-up: flight {epoch} wants a poll, but none of its {pending} pending \
+                 callers was woken"
+            ));
+        }
+    }
+    // Stats.
+    let stats = memo.stats();
+    let m = model.counters;
+    let got = [
+        stats.hits,
+        stats.misses,
+        stats.joins,
+        stats.flights_started,
+        stats.flights_committed,
+        stats.flights_detached,
+        stats.flights_failed,
+        stats.flights_panicked,
+        stats.flights_abandoned,
+    ];
+    let want = [
+        m.hits,
+        m.misses,
+        m.joins,
+        m.started,
+        m.committed,
+        m.detached,
+        m.failed,
+        m.panicked,
+        m.abandoned,
+    ];
+    if got != want {
+        return Err(format!(
+            "stats [hits, misses, joins, started, committed, detached, failed, panicked, \
+             abandoned] = {got:?}, the model says {want:?}"
+        ));
+    }
+    let by_cause = |cause| model.removals.get(&cause).copied().unwrap_or(0);
+    let got = [
+        stats.invalidated,
+        stats.removed,
+        stats.replaced,
+        stats.expired,
+        stats.evicted,
+        stats.cleared,
+    ];
+    let want = [
+        by_cause(RemovalCause::Invalidated),
+        by_cause(RemovalCause::Removed),
+        by_cause(RemovalCause::Replaced),
+        by_cause(RemovalCause::Expired),
+        by_cause(RemovalCause::Evicted),
+        by_cause(RemovalCause::Cleared),
+    ];
+    if got != want {
+        return Err(format!("stats by cause {got:?}, the listener saw {want:?}"));
+    }
+    Ok(())
+}
