@@ -194,6 +194,14 @@
 //! # });
 //! ```
 //!
+//! # Values that know their own epoch
+//!
+//! A value that must later remove *itself* — a connection whose close handler invalidates its
+//! own entry — needs the epoch it will be committed under before it exists. Build it with
+//! [`get_or_init_with_epoch`](AsyncMemo::get_or_init_with_epoch) or
+//! [`get_or_try_init_with_epoch`](AsyncMemo::get_or_try_init_with_epoch), whose `init` is given
+//! its flight's epoch.
+//!
 //! # Choosing between `invalidate` and `remove`
 //!
 //! [`remove`](AsyncMemo::remove) deletes whatever the key holds *now*. After an `.await` that
@@ -204,6 +212,9 @@
 //! # Runtime
 //!
 //! The crate is runtime-agnostic: no background threads or tasks, no timers, any executor.
+//! The futures `get_or_init` and its siblings return borrow the memo handle (a hit then costs no
+//! reference-count traffic); to spawn one, move a clone of the handle into the task:
+//! `let memo = memo.clone(); tokio::spawn(async move { memo.get_or_init(k, init).await })`.
 //! The futures it returns are `Send` when the key, value, hasher, `init` closure and its future
 //! are; the init future itself must be `Send + 'static`, because whichever caller polls next,
 //! on whatever thread, drives it.
