@@ -22,7 +22,9 @@
 //! 6. A wake-up that arrives while the future is being polled is remembered (`notified`) and
 //!    turned into a new poll by the driver; one that arrives while it is parked wakes every
 //!    waiter and is remembered (`woken`) until somebody polls, so a caller that leaves in
-//!    between hands the duty to the others (futures-rs #2706).
+//!    between hands the duty to the others (futures-rs #2706). A parked future that was not
+//!    woken is not polled: callers register and wait for its wake-up. (Every parked future was
+//!    polled once at least: its creator polls it right after creating it.)
 
 use std::any::Any;
 use std::future::Future;
@@ -156,6 +158,13 @@ impl<V: Send + Sync + 'static> Flight<V> {
         let mut state = self.state.lock();
         let state = &mut *state;
         match &mut state.drive {
+            // Parked and not woken since its last poll: polling it again would only return
+            // `Pending`. Wait for its wake-up instead (which wakes every registered caller), so a
+            // stampede of callers does not poll the future once each.
+            Drive::Idle { woken: false, .. } => {
+                let old = state.waiters.register(waiter, waker);
+                (Step::Wait, old)
+            }
             Drive::Idle { .. } => {
                 let Drive::Idle { future, .. } = std::mem::replace(
                     &mut state.drive,

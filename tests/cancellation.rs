@@ -196,6 +196,18 @@ enum Act {
 struct Script {
     act: parking_lot_free::Cell<Act>,
     polls: AtomicUsize,
+    /// The waker of the last poll: the test wakes it as a timer or socket would.
+    waker: std::sync::Mutex<Option<Waker>>,
+    /// Runs once, inside the next poll (to act while the flight is being polled).
+    during_poll: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Script {
+    /// Wakes the future from outside, as its timer or socket would.
+    fn wake(&self) {
+        let waker = self.waker.lock().unwrap().clone();
+        waker.expect("polled once").wake();
+    }
 }
 
 /// A `Mutex` wrapper, so the script can be set while the future is parked in the flight.
@@ -219,6 +231,8 @@ fn script(act: Act) -> Arc<Script> {
     Arc::new(Script {
         act: parking_lot_free::Cell::new(act),
         polls: AtomicUsize::new(0),
+        waker: std::sync::Mutex::new(None),
+        during_poll: std::sync::Mutex::new(None),
     })
 }
 
@@ -228,6 +242,11 @@ impl Future for Scripted {
     type Output = u32;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
         self.0.polls.fetch_add(1, Ordering::SeqCst);
+        *self.0.waker.lock().unwrap() = Some(cx.waker().clone());
+        let hook = self.0.during_poll.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         match self.0.act.get() {
             Act::Pending => Poll::Pending,
             Act::WakeSelfThenPending => {
@@ -478,43 +497,74 @@ fn dropping_any_subset_of_callers_at_any_await_point_never_strands_the_rest() {
     }
 }
 
-/// Pins futures-rs #2706: the init future wakes itself during a poll by caller A (the driver)
-/// and returns `Pending`; A is dropped right after that poll, before being polled again. Caller
-/// B, registered meanwhile, must be woken and, when polled, must finish the flight.
+/// Pins futures-rs #2706: caller B registers while caller A is polling the init future; during
+/// that poll the future wakes itself and returns `Pending`; A is dropped right after, before it
+/// is polled again. B must be woken and, when polled, must finish the flight.
 #[test]
 fn futures_rs_2706_lost_wakeup_when_driver_dropped() {
     let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
     let counters = Arc::new(Counters::default());
     let script = script(Act::Pending);
-    let (a_flag, a_waker) = flag();
+    let (_a_flag, a_waker) = flag();
     let (b_flag, b_waker) = flag();
     let mut a = Box::pin(memo.get_or_init(1, counted(&counters, Scripted(Arc::clone(&script)))));
-    let mut b = Box::pin(memo.get_or_init(1, counted(&counters, Scripted(Arc::clone(&script)))));
+    assert!(poll_with(a.as_mut(), &a_waker).is_pending()); // A creates the flight and parks it.
 
-    assert!(poll_with(a.as_mut(), &a_waker).is_pending()); // A creates the flight.
-    assert!(poll_with(b.as_mut(), &b_waker).is_pending()); // B joins and registers.
-    assert_eq!((wakes(&a_flag), wakes(&b_flag)), (0, 0));
+    std::thread::scope(|scope| {
+        // B lives on its own thread, so that it can be polled while A's poll is in progress.
+        let (poll_b, b_polls) = mpsc::channel::<()>();
+        let (b_polled, b_results) = mpsc::channel::<bool>();
+        let b_init = counted(&counters, Scripted(Arc::clone(&script)));
+        let memo = &memo;
+        let b_thread = scope.spawn(move || {
+            let mut b = Box::pin(memo.get_or_init(1, b_init));
+            for () in b_polls {
+                let ready = poll_with(b.as_mut(), &b_waker);
+                let done = ready.is_ready();
+                let _ = b_polled.send(done); // the last poll has no listener
+                if let Poll::Ready(entry) = ready {
+                    return Some(entry);
+                }
+            }
+            None
+        });
 
-    // A drives again; during that poll the future wakes itself (a yield) and stays pending.
-    script.act.set(Act::WakeSelfThenPending);
-    assert!(poll_with(a.as_mut(), &a_waker).is_pending());
-    assert_eq!(script.polls.load(Ordering::SeqCst), 3);
-    assert_eq!(wakes(&b_flag), 0, "nothing woke B yet");
+        // The future's timer fires: A is woken and drives. During that poll B joins (the flight
+        // is being polled, so B registers and waits), then the future wakes itself (a yield).
+        script.act.set(Act::WakeSelfThenPending);
+        let during = {
+            let poll_b = poll_b.clone();
+            let b_results = std::sync::Mutex::new(b_results);
+            move || {
+                poll_b.send(()).unwrap();
+                let ready = b_results.lock().unwrap().recv().unwrap();
+                assert!(!ready, "B joined the flight A is polling, and waits");
+            }
+        };
+        *script.during_poll.lock().unwrap() = Some(Box::new(during));
+        script.wake();
+        assert!(poll_with(a.as_mut(), &a_waker).is_pending());
+        assert_eq!(script.polls.load(Ordering::SeqCst), 2);
+        assert_eq!(wakes(&b_flag), 0, "nothing woke B yet");
 
-    // A goes away without answering its own wake-up.
-    drop(a);
-    assert_eq!(counters.dropped(), 0);
-    assert!(
-        wakes(&b_flag) >= 1,
-        "futures-rs #2706: the future asked for a poll, its driver left, and B was never woken"
-    );
+        // A goes away without answering its own wake-up.
+        drop(a);
+        assert_eq!(counters.dropped(), 0);
+        assert!(
+            wakes(&b_flag) >= 1,
+            "futures-rs #2706: the future asked for a poll, its driver left, and B was never woken"
+        );
 
-    script.act.set(Act::Ready(42));
-    let Poll::Ready(entry) = poll_with(b.as_mut(), &b_waker) else {
-        panic!("B, once woken, drives the flight to its end");
-    };
-    assert_eq!(*entry.value(), 42);
-    assert_eq!(memo.epoch(&1), Some(entry.epoch()));
+        script.act.set(Act::Ready(42));
+        poll_b.send(()).unwrap();
+        drop(poll_b);
+        let entry = b_thread
+            .join()
+            .unwrap()
+            .expect("B, once woken, drives the flight to its end");
+        assert_eq!(*entry.value(), 42);
+        assert_eq!(memo.epoch(&1), Some(entry.epoch()));
+    });
     assert_eq!((counters.inits(), counters.dropped()), (1, 1));
 }
 
