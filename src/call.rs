@@ -441,6 +441,7 @@ struct Report<'a, K, V, S> {
 }
 
 impl<K, V, S> Report<'_, K, V, S> {
+    #[inline]
     fn finish(mut self) {
         if let Some(removals) = self.removals.take() {
             self.table.report(removals);

@@ -103,7 +103,16 @@ impl<K, V> Removals<K, V> {
     /// A panicking listener does not stop the others: every removal is reported, then the first
     /// panic resumes in the caller — unless the caller is already unwinding (a drop guard
     /// reporting on the way out), where a second panic would abort: then it is swallowed.
+    #[inline]
     pub(crate) fn report(self, listener: Option<&Listener<K, V>>, counters: &Counters) {
+        // Most operations remove nothing: keep that case to one branch on the caller's side.
+        if !self.items.is_empty() {
+            self.report_some(listener, counters);
+        }
+    }
+
+    #[inline(never)]
+    fn report_some(self, listener: Option<&Listener<K, V>>, counters: &Counters) {
         for (_, _, cause) in &self.items {
             counters.removal(*cause);
         }

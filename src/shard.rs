@@ -189,6 +189,7 @@ impl<K, V> ShardMap<K, V>
 where
     V: Send + Sync + 'static,
 {
+    #[inline]
     fn find<Q>(&self, hash: u64, key: &Q) -> Option<&Bucket<K, V>>
     where
         K: Borrow<Q>,
@@ -199,6 +200,7 @@ where
 
     /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched
     /// (counted as read by the policy and for time to idle) if `read`.
+    #[inline]
     pub(crate) fn get<Q>(&self, hash: u64, key: &Q, at: Moment, read: bool) -> Found<'_, V>
     where
         K: Borrow<Q>,
@@ -467,6 +469,9 @@ where
 
     /// Purges up to `budget` entries whose deadline has passed.
     pub(crate) fn purge(&mut self, at: Moment, mut budget: usize, out: &mut Removals<K, V>) {
+        if self.deadlines.is_none() {
+            return; // a memo without expiry: nothing is ever due
+        }
         while budget > 0 {
             let Some(token) = self.deadlines.as_mut().and_then(|d| d.pop_due(at.now)) else {
                 break;

@@ -137,6 +137,7 @@ impl<K, V, S> Table<K, V, S> {
     }
 
     /// The time, read before locking (the clock is user code); timeless without expiry.
+    #[inline]
     pub(crate) fn moment(&self) -> Moment {
         match &self.timer {
             Some(timer) => Moment {
@@ -148,6 +149,7 @@ impl<K, V, S> Table<K, V, S> {
     }
 
     /// Counts and reports what an operation removed. Call with no lock held.
+    #[inline]
     pub(crate) fn report(&self, removals: Removals<K, V>) {
         removals.report(self.listener.as_ref(), &self.counters);
     }
@@ -170,6 +172,7 @@ where
     }
 
     /// The ready entry of `key`, for `get`. An expired entry found here is purged and reported.
+    #[inline]
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
     where
         K: Borrow<Q>,
@@ -222,6 +225,7 @@ where
     }
 
     /// Purges the entry of `key` if it is expired at `at` (a read found it so).
+    #[cold]
     fn purge_one<Q>(&self, hash: u64, key: &Q, at: Moment)
     where
         K: Borrow<Q>,
@@ -246,6 +250,7 @@ where
     /// Returns what the lookup purged on the side, *unreported*: the caller reports it once its
     /// own state is consistent (joined to the flight, and the flight it created driven once), so
     /// that a listener re-entering the memo finds no flight half set up (see `call.rs`).
+    #[inline]
     pub(crate) fn lookup<Q>(&self, key: &Q) -> (Lookup<V>, Removals<K, V>)
     where
         K: Borrow<Q>,
@@ -274,6 +279,18 @@ where
                 Found::Expired | Found::Vacant => {}
             }
         }
+        self.claim(hash, key, at)
+    }
+
+    /// The miss path of `lookup`: joins or creates the flight under the write lock.
+    #[inline(never)]
+    fn claim<Q>(&self, hash: u64, key: &Q, at: Moment) -> (Lookup<V>, Removals<K, V>)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+    {
+        let shard = self.shard(hash);
         // Clone the key before locking: `Clone` of `K` is user code.
         let owned = key.to_owned();
         let mut out = Removals::new();
