@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::sync::{AtomicU64, Ordering};
 
 /// Where a memo reads the time for expiry (`time_to_live`, `time_to_idle`, `expire_after`).
 ///

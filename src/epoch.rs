@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// `Relaxed` is enough: a read-modify-write on one atomic sees every earlier write to it (the
 /// modification order is total), so each `fetch_add` returns a value larger than every value
-/// returned before it, on any thread, in any memo.
+/// returned before it, on any thread, in any memo. It stays a `std` atomic under loom and shuttle
+/// too (see `src/sync.rs`): every epoch is drawn under a shard write lock, which they model.
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// A stamp that identifies one entry or one flight of a memo.

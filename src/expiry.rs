@@ -8,11 +8,11 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::clock::Tick;
 use crate::policy::Token;
+use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 /// The expiry settings of a memo, as the shards need them.
 #[derive(Clone, Copy, Debug, Default)]

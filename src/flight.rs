@@ -31,11 +31,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, ThreadId};
-
-use parking_lot::Mutex;
 
 use crate::Epoch;
+use crate::sync::{Mutex, ThreadId, current_thread};
 use crate::table::Admission;
 use crate::waiters::{WaiterId, Waiters, WakeList};
 
@@ -124,7 +122,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
             epoch,
             state: Mutex::new(State {
                 drive: Drive::Polling {
-                    thread: thread::current().id(),
+                    thread: current_thread().id(),
                     notified: false,
                 },
                 callers: 1,
@@ -169,7 +167,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
                 let Drive::Idle { future, .. } = std::mem::replace(
                     &mut state.drive,
                     Drive::Polling {
-                        thread: thread::current().id(),
+                        thread: current_thread().id(),
                         notified: false,
                     },
                 ) else {
@@ -178,7 +176,7 @@ impl<V: Send + Sync + 'static> Flight<V> {
                 (Step::Drive(future), None)
             }
             Drive::Polling { thread, .. } => {
-                if *thread == thread::current().id() {
+                if *thread == current_thread().id() {
                     (Step::SelfAwait, None)
                 } else {
                     let old = state.waiters.register(waiter, waker);
@@ -291,6 +289,9 @@ impl<V: Send + Sync + 'static> Flight<V> {
         // The future wants a poll and this caller may have been the one meant to give it: hand
         // that duty to every other caller (invariant 6).
         let hand_over = matches!(state.drive, Drive::Idle { woken: true, .. });
+        // Seeded bug (.ci/mutants): the wake-up dies with the caller (futures-rs #2706).
+        #[cfg(async_memo_mutant = "skip_hand_over_wake")]
+        let hand_over = false;
         Leave::Left { hand_over, old }
     }
 

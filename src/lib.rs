@@ -244,6 +244,7 @@ mod policy;
 mod removal;
 mod shard;
 mod stats;
+mod sync;
 mod table;
 mod waiters;
 

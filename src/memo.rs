@@ -443,7 +443,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let matches = |epoch| epoch == observed;
+        let matches = |epoch: Epoch| epoch == observed;
+        // Seeded bug (.ci/mutants): a late delete that ignores the observed epoch.
+        #[cfg(async_memo_mutant = "unconditional_late_delete")]
+        let matches = |_: Epoch| true;
         let removed = self.remove_where(key, RemovalCause::Invalidated, matches, false);
         removed.is_some()
     }
@@ -573,7 +576,7 @@ where
             .table
             .shards()
             .iter()
-            .map(|s| s.hits.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|s| s.hits.load(crate::sync::Ordering::Relaxed))
             .sum();
         self.table.counters.snapshot(hits)
     }

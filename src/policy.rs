@@ -17,11 +17,11 @@
 //! 3. Queues hold at most `2 * residents + SLACK` tokens: `compact` drops stale ones beyond that.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use hashbrown::HashTable;
 
 use crate::Epoch;
+use crate::sync::{AtomicU8, Ordering::Relaxed};
 
 /// The most a read can raise an entry's frequency to.
 const MAX_FREQ: u8 = 3;

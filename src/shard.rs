@@ -18,16 +18,15 @@
 
 use std::borrow::Borrow;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use hashbrown::HashTable;
-use parking_lot::RwLock;
 
 use crate::clock::Tick;
 use crate::expiry::{Deadlines, Expiry, Moment};
 use crate::flight::Flight;
 use crate::policy::{Policy, Residency, Residents, Token};
 use crate::removal::Removals;
+use crate::sync::{AtomicU64, RwLock};
 use crate::{Entry, Epoch, RemovalCause};
 
 /// What a key holds.
@@ -337,7 +336,10 @@ where
         let Some(bucket) = self
             .table
             .find_mut(hash, is_key(hash, key))
-            .filter(|b| b.slot.is_flight(flight))
+            // Seeded bug (.ci/mutants): commit over whatever the key holds now.
+            .filter(|b| {
+                b.slot.is_flight(flight) || cfg!(async_memo_mutant = "commit_without_epoch_check")
+            })
         else {
             return Err(arrival.entry);
         };
@@ -346,9 +348,19 @@ where
             epoch: arrival.entry.epoch(),
         };
         let ready = arrive(&mut self.policy, arrival, token, at);
-        let old = std::mem::replace(&mut bucket.slot, Slot::Ready(ready));
-        let Slot::Flight(old) = old else {
-            unreachable!()
+        let old = match std::mem::replace(&mut bucket.slot, Slot::Ready(ready)) {
+            Slot::Flight(old) => old,
+            #[cfg(not(async_memo_mutant = "commit_without_epoch_check"))]
+            Slot::Ready(_) => unreachable!(),
+            #[cfg(async_memo_mutant = "commit_without_epoch_check")]
+            Slot::Ready(overwritten) => {
+                self.ready -= 1;
+                if let (Some(policy), Some(residency)) = (&mut self.policy, &overwritten.residency)
+                {
+                    policy.forget(residency);
+                }
+                Arc::clone(flight)
+            }
         };
         self.ready += 1;
         self.settle(token, at, out);

@@ -1,6 +1,6 @@
 //! Always-on counters, read as a [`Stats`] snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 use crate::RemovalCause;
 

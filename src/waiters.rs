@@ -153,8 +153,10 @@ mod tests {
         for id in &mut ids {
             assert!(waiters.register(id, &waker).is_none());
         }
-        // Re-registering the same waker keeps it.
-        assert!(waiters.register(&mut ids[0], &waker).is_none());
+        // Re-registering the same waker keeps it. (`will_wake` is best effort: Miri gives each
+        // use of a vtable its own address, so there it says no and the waker is replaced.)
+        let replaced = waiters.register(&mut ids[0], &waker);
+        assert!(replaced.is_none() || cfg!(miri));
         let freed = ids[3].take().unwrap();
         waiters.unregister(freed);
         let mut again = None;

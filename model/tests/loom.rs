@@ -1,0 +1,375 @@
+//! loom models of the flight protocol: every interleaving of two or three callers of one key and
+//! one `invalidate`, `remove` or `insert`, up to `LOOM_MAX_PREEMPTIONS` preemptions.
+//!
+//! Built with `RUSTFLAGS="--cfg loom"`, which swaps the memo's locks and atomics for loom's
+//! (`src/sync.rs`). Futures are driven by `loom::future::block_on`, whose waker is a loom
+//! notification: a caller left waiting with nobody to wake it is reported as a deadlock, and a
+//! value or flight kept alive by a cycle as a leak. Callers that are dropped mid-flight are polled
+//! once by hand and dropped.
+//!
+//! Each model names the guarantees of the crate's front page it checks, and the seeded bugs
+//! (`.ci/mutants`) it must catch.
+#![cfg(loom)]
+
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::task::{Context, Poll, Waker};
+
+use async_memo::{AsyncMemo, Entry};
+use loom::future::block_on;
+use loom::sync::Mutex;
+use loom::thread;
+
+type Memo = AsyncMemo<u8, u32>;
+
+/// A future that wakes itself while it is being polled, returns `Pending` once, then `value`:
+/// the shape of futures-rs #2706, and a flight that is parked (`Idle`) between two polls.
+fn yield_once<T>(value: T) -> impl Future<Output = T> {
+    let mut value = Some(value);
+    let mut yielded = false;
+    poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(value.take().expect("polled after completion"))
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+}
+
+const INIT_PANIC: &str = "model: the init future panicked";
+
+/// Like [`yield_once`], but panics on its second poll.
+fn yield_then_panic() -> impl Future<Output = u32> {
+    let mut yielded = false;
+    poll_fn(move |cx| {
+        if yielded {
+            panic!("{INIT_PANIC}");
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
+
+/// A one-shot event another thread opens: the init future waits on it, parked in its flight.
+#[derive(Clone, Default)]
+struct Gate(Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl Gate {
+    fn open(&self) {
+        let waker = {
+            let mut state = self.0.lock().unwrap();
+            state.0 = true;
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn wait<T>(self, value: T) -> impl Future<Output = T> {
+        let mut value = Some(value);
+        poll_fn(move |cx| {
+            let mut state = self.0.lock().unwrap();
+            if state.0 {
+                Poll::Ready(value.take().expect("polled after completion"))
+            } else {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Polls `future` once with a waker that does nothing, and drops it: a caller cancelled after
+/// its first poll.
+fn poll_once_and_drop<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Silences the panics the models provoke on purpose (every other panic is still printed).
+fn quiet_model_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("MODEL_LOUD").is_some() {
+            return;
+        }
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let ours = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|s| s == INIT_PANIC || s.starts_with("async-memo: the init future"));
+            if !ours {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Single-flight (guarantee 1): three concurrent callers, one init, one value, one epoch, whoever
+/// polls the parked future.
+#[test]
+fn single_flight_three_callers() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let inits = Arc::new(AtomicUsize::new(0));
+        let call = {
+            let memo = memo.clone();
+            let inits = Arc::clone(&inits);
+            move || {
+                block_on(memo.get_or_init(1, || {
+                    inits.fetch_add(1, SeqCst);
+                    yield_once(7)
+                }))
+            }
+        };
+        let a = thread::spawn(call.clone());
+        let b = thread::spawn(call.clone());
+        let c = call();
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(inits.load(SeqCst), 1, "one init for concurrent callers");
+        for entry in [&a, &b, &c] {
+            assert_eq!(*entry.value(), 7);
+            assert_eq!(entry.epoch(), c.epoch(), "every caller gets the same epoch");
+        }
+        assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(c.epoch()));
+    });
+}
+
+/// Compare-and-delete and no resurrection against `insert` (guarantees 3 and 4): a flight runs
+/// while another thread observes the key's epoch, inserts a new value and then invalidates the
+/// epoch it observed. The inserted entry survives both the late invalidation and the flight's
+/// completion.
+///
+/// Catches `commit_without_epoch_check` (the detached flight overwrites the insert) and
+/// `unconditional_late_delete` (the stale invalidation deletes the insert).
+#[test]
+fn insert_survives_stale_invalidate_and_detached_flight() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let gate = Gate::default();
+        let caller = {
+            let (memo, gate) = (memo.clone(), gate.clone());
+            thread::spawn(move || block_on(memo.get_or_init(1, || gate.wait(1))))
+        };
+        let observed = memo.epoch(&1);
+        let inserted = memo.insert(1, 2).epoch();
+        if let Some(observed) = observed {
+            assert!(
+                !memo.invalidate(&1, observed),
+                "a stale epoch removes nothing"
+            );
+        }
+        gate.open();
+        let got = caller.join().unwrap();
+        let now = memo.get(&1).expect("the inserted entry survives");
+        assert_eq!(
+            (now.epoch(), *now.value()),
+            (inserted, 2),
+            "the detached flight never commits over the insert"
+        );
+        if got.epoch() == inserted {
+            assert_eq!(*got.value(), 2, "a caller that came late hit the insert");
+        } else {
+            assert_eq!(*got.value(), 1, "a joined caller gets its flight's value");
+            assert!(got.epoch() < inserted);
+        }
+    });
+}
+
+/// No resurrection after `invalidate` (guarantees 3, 4 and 5): a flight is invalidated by its own
+/// epoch while a second caller may arrive before or after the detach. The invalidated flight
+/// never commits; its joined callers still get its value; a caller that arrived after the detach
+/// ran its own init.
+///
+/// Catches `commit_without_epoch_check` (the detached flight overwrites the second caller's new
+/// flight).
+#[test]
+fn invalidated_flight_never_commits() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let gate = Gate::default();
+        let first = {
+            let (memo, gate) = (memo.clone(), gate.clone());
+            thread::spawn(move || block_on(memo.get_or_init(1, || gate.wait(1))))
+        };
+        let second = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.get_or_init(1, || async { 2 })))
+        };
+        let invalidated = memo.epoch(&1).filter(|&e| memo.invalidate(&1, e));
+        gate.open();
+        let (first, second) = (first.join().unwrap(), second.join().unwrap());
+        let now = memo.get(&1).map(|e| e.epoch());
+        if let Some(detached) = invalidated {
+            assert_ne!(now, Some(detached), "an invalidated epoch never comes back");
+        } else {
+            assert_eq!(
+                first.epoch(),
+                second.epoch(),
+                "nothing detached: one flight"
+            );
+            assert_eq!(now, Some(first.epoch()));
+        }
+        check_entry(&first, &[1, 2]);
+        check_entry(&second, &[1, 2]);
+        if first.epoch() == second.epoch() {
+            assert_eq!(first.value(), second.value(), "one flight, one value");
+        }
+    });
+}
+
+/// No resurrection after `remove` (guarantee 4): the flight's caller gets its value, and the key
+/// holds nothing afterwards if the remove came after the flight started.
+///
+/// Catches `commit_without_epoch_check` only when the remove replaced nothing: the key is vacant
+/// afterwards, and the mutant overwrites only what a key holds, so this model is a control.
+#[test]
+fn removed_flight_never_commits() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let gate = Gate::default();
+        let caller = {
+            let (memo, gate) = (memo.clone(), gate.clone());
+            thread::spawn(move || block_on(memo.get_or_init(1, || gate.wait(1))))
+        };
+        let seen = memo.epoch(&1);
+        let removed = memo.remove(&1);
+        gate.open();
+        let got = caller.join().unwrap();
+        assert_eq!(*got.value(), 1);
+        let now = memo.get(&1).map(|e| e.epoch());
+        match (seen, removed) {
+            // The flight was detached: its value is never stored.
+            (Some(_), None) if now.is_none() => {}
+            (Some(flight), None) => panic!("a removed flight {flight:?} committed {now:?}"),
+            // The remove found nothing, or the committed entry: either way it is gone, unless the
+            // flight started after the remove.
+            (_, removed) => {
+                if removed.is_some() || seen.is_some() {
+                    assert_eq!(now, None);
+                }
+            }
+        }
+    });
+}
+
+/// No lost wake-up when a driver is dropped (guarantee 6, futures-rs #2706): the first caller
+/// polls the init future once — the future wakes itself during that poll — and is dropped. A
+/// second caller that registered meanwhile must be handed the poll.
+///
+/// Catches `skip_hand_over_wake` (loom reports the second caller asleep forever).
+#[test]
+fn dropped_driver_hands_over_the_wake_up() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let waiter = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.get_or_init(1, || async { 2 })))
+        };
+        let polled = poll_once_and_drop(memo.get_or_init(1, || yield_once(1)));
+        let got = waiter.join().unwrap();
+        match polled {
+            Poll::Ready(first) => assert_eq!(first.epoch(), got.epoch(), "the dropped caller hit"),
+            Poll::Pending => {
+                check_entry(&got, &[1, 2]);
+            }
+        }
+        assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(got.epoch()));
+    });
+}
+
+/// Two waiters and a dropped driver: the hand-over reaches every waiter, and the one flight
+/// completes once.
+#[test]
+fn dropped_driver_two_waiters() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let inits = Arc::new(AtomicUsize::new(0));
+        let waiter = |memo: Memo, inits: Arc<AtomicUsize>| {
+            thread::spawn(move || {
+                block_on(memo.get_or_init(1, || {
+                    inits.fetch_add(1, SeqCst);
+                    yield_once(2)
+                }))
+            })
+        };
+        let a = waiter(memo.clone(), Arc::clone(&inits));
+        let b = waiter(memo.clone(), Arc::clone(&inits));
+        let _ = poll_once_and_drop(memo.get_or_init(1, || {
+            inits.fetch_add(1, SeqCst);
+            yield_once(1)
+        }));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(a.epoch(), b.epoch(), "the two waiters share one flight");
+        assert!(
+            inits.load(SeqCst) <= 2,
+            "at most the dropped flight and one more"
+        );
+    });
+}
+
+/// Panics hand over (guarantee 7): the init future panics on its second poll. The caller that
+/// polls it then gets the panic, and so does its creator; a caller that joined the flight is
+/// woken and starts over with its own init; nothing hangs and nothing is stored.
+///
+/// Catches `panic_without_fail` (loom reports the joined caller asleep forever).
+#[test]
+fn panic_wakes_joined_callers() {
+    quiet_model_panics();
+    loom::model(|| {
+        let memo = Memo::new();
+        let other = {
+            let memo = memo.clone();
+            thread::spawn(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    block_on(memo.get_or_init(1, || async { 2 }))
+                }))
+            })
+        };
+        let creator = catch_unwind(AssertUnwindSafe(|| {
+            block_on(memo.get_or_init(1, yield_then_panic))
+        }));
+        let other = other.join().unwrap();
+        let now = memo.get(&1).map(|e| e.epoch());
+        match (creator, other) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.epoch(), b.epoch(), "the creator joined the other flight");
+                assert_eq!(*b.value(), 2);
+                assert_eq!(now, Some(b.epoch()));
+            }
+            (Err(a), Ok(b)) => {
+                assert_eq!(message(&a), INIT_PANIC, "the creator polled its own panic");
+                assert_eq!(*b.value(), 2, "the other caller started over");
+                assert_eq!(now, Some(b.epoch()));
+            }
+            (Err(a), Err(b)) => {
+                assert!(message(&a).starts_with("async-memo: the init future this call started"));
+                assert_eq!(message(&b), INIT_PANIC, "the other caller polled the panic");
+                assert_eq!(now, None, "a panicked flight stores nothing");
+            }
+            (Ok(_), Err(b)) => panic!("only the creator's flight panics: {}", message(&b)),
+        }
+    });
+}
+
+fn message(payload: &Box<dyn std::any::Any + Send>) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("")
+}
+
+fn check_entry(entry: &Entry<u32>, values: &[u32]) {
+    assert!(values.contains(entry.value()), "unexpected {entry:?}");
+}
