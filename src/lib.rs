@@ -247,14 +247,16 @@ mod stats;
 mod sync;
 mod table;
 mod waiters;
+mod weak;
 
 pub use crate::builder::MemoBuilder;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
-pub use crate::memo::{AsyncMemo, WeakMemo};
+pub use crate::memo::AsyncMemo;
 pub use crate::removal::RemovalCause;
 pub use crate::stats::Stats;
+pub use crate::weak::WeakMemo;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

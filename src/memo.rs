@@ -6,13 +6,13 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use crate::call::{Call, Fallible, Key, NoEpoch, Plain, WithEpoch};
 use crate::removal::Removals;
 use crate::stats::Stats;
 use crate::table::Table;
-use crate::{Entry, Epoch, MemoBuilder, RemovalCause};
+use crate::{Entry, Epoch, MemoBuilder, RemovalCause, WeakMemo};
 
 /// An async memo: runs an async computation once per key, shares it with every concurrent
 /// caller, and keeps the result until it is invalidated, removed or replaced.
@@ -39,6 +39,12 @@ use crate::{Entry, Epoch, MemoBuilder, RemovalCause};
 /// ```
 pub struct AsyncMemo<K, V, S = RandomState> {
     table: Arc<Table<K, V, S>>,
+}
+
+impl<K, V, S> AsyncMemo<K, V, S> {
+    pub(crate) fn from_shared(table: Arc<Table<K, V, S>>) -> Self {
+        AsyncMemo { table }
+    }
 }
 
 impl<K, V, S> Clone for AsyncMemo<K, V, S> {
@@ -105,9 +111,7 @@ where
     S: BuildHasher + Clone,
 {
     pub(crate) fn from_table(table: Table<K, V, S>) -> Self {
-        AsyncMemo {
-            table: Arc::new(table),
-        }
+        Self::from_shared(Arc::new(table))
     }
 
     /// The entry of `key`: the ready one, or the one computed now by `init` and shared with every
@@ -629,57 +633,6 @@ where
     /// assert!(weak.upgrade().is_none());
     /// ```
     pub fn downgrade(&self) -> WeakMemo<K, V, S> {
-        WeakMemo {
-            table: Arc::downgrade(&self.table),
-        }
-    }
-}
-
-/// A weak handle to an [`AsyncMemo`], from [`AsyncMemo::downgrade`]; it does not keep the memo
-/// alive.
-///
-/// # Examples
-///
-/// ```
-/// use async_memo::{AsyncMemo, WeakMemo};
-///
-/// let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
-/// let weak: WeakMemo<&str, u32> = memo.downgrade();
-/// if let Some(memo) = weak.upgrade() {
-///     memo.insert("k", 1);
-/// }
-/// assert_eq!(memo.len(), 1);
-/// ```
-pub struct WeakMemo<K, V, S = RandomState> {
-    table: Weak<Table<K, V, S>>,
-}
-
-impl<K, V, S> WeakMemo<K, V, S> {
-    /// A strong handle, if the memo is still alive.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::new();
-    /// assert!(memo.downgrade().upgrade().is_some());
-    /// ```
-    pub fn upgrade(&self) -> Option<AsyncMemo<K, V, S>> {
-        self.table.upgrade().map(|table| AsyncMemo { table })
-    }
-}
-
-impl<K, V, S> Clone for WeakMemo<K, V, S> {
-    fn clone(&self) -> Self {
-        WeakMemo {
-            table: Weak::clone(&self.table),
-        }
-    }
-}
-
-impl<K, V, S> fmt::Debug for WeakMemo<K, V, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WeakMemo")
-            .field("alive", &(self.table.strong_count() > 0))
-            .finish()
+        WeakMemo::new(Arc::downgrade(&self.table))
     }
 }

@@ -1,0 +1,61 @@
+//! `WeakMemo`: a handle that does not keep its memo alive (for removal listeners).
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::sync::Weak;
+
+use crate::AsyncMemo;
+use crate::table::Table;
+
+/// A weak handle to an [`AsyncMemo`], from [`AsyncMemo::downgrade`]; it does not keep the memo
+/// alive.
+///
+/// # Examples
+///
+/// ```
+/// use async_memo::{AsyncMemo, WeakMemo};
+///
+/// let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
+/// let weak: WeakMemo<&str, u32> = memo.downgrade();
+/// if let Some(memo) = weak.upgrade() {
+///     memo.insert("k", 1);
+/// }
+/// assert_eq!(memo.len(), 1);
+/// ```
+pub struct WeakMemo<K, V, S = RandomState> {
+    table: Weak<Table<K, V, S>>,
+}
+
+impl<K, V, S> WeakMemo<K, V, S> {
+    pub(crate) fn new(table: Weak<Table<K, V, S>>) -> Self {
+        WeakMemo { table }
+    }
+
+    /// A strong handle, if the memo is still alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::new();
+    /// assert!(memo.downgrade().upgrade().is_some());
+    /// ```
+    pub fn upgrade(&self) -> Option<AsyncMemo<K, V, S>> {
+        self.table.upgrade().map(AsyncMemo::from_shared)
+    }
+}
+
+impl<K, V, S> Clone for WeakMemo<K, V, S> {
+    fn clone(&self) -> Self {
+        WeakMemo {
+            table: Weak::clone(&self.table),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for WeakMemo<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakMemo")
+            .field("alive", &(self.table.strong_count() > 0))
+            .finish()
+    }
+}
