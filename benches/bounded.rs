@@ -11,6 +11,9 @@ mod traces;
 #[path = "../examples/support/contenders.rs"]
 mod contenders;
 
+#[path = "support/config.rs"]
+mod config;
+
 use std::time::{Duration, Instant};
 
 use contenders::{Contender, Moka, Ours, Quick, bounded_pass};
@@ -67,9 +70,7 @@ fn bounded(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = config::criterion();
     targets = bounded
 }
 criterion_main!(benches);

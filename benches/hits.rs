@@ -12,8 +12,10 @@ mod traces;
 #[path = "../examples/support/contenders.rs"]
 mod contenders;
 
+#[path = "support/config.rs"]
+mod config;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use contenders::{Contender, Floor, Moka, Ours, Quick, access, filled};
 use criterion::measurement::WallTime;
@@ -88,9 +90,7 @@ fn get_or_compute(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = config::criterion();
     targets = get, get_or_compute
 }
 criterion_main!(benches);

@@ -11,6 +11,9 @@ mod traces;
 #[path = "../examples/support/contenders.rs"]
 mod contenders;
 
+#[path = "support/config.rs"]
+mod config;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -139,9 +142,7 @@ fn mix(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = config::criterion();
     targets = miss, stampede_group, churn, mix
 }
 criterion_main!(benches);

@@ -7,6 +7,8 @@
 //! Every interleaving here is driven by hand: `Sim` polls only callers whose waker was woken,
 //! so a lost wake-up shows up as a stall (a failed assertion), never as a hang.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use async_memo::{AsyncMemo, Entry};
+use common::{DropCounted, spawn_joined, within};
 use futures::channel::oneshot;
 
 // ---------------------------------------------------------------------------------------------
@@ -122,11 +125,11 @@ impl<'a> Sim<'a> {
     }
 }
 
-/// Counts init closures run, init futures created and init futures dropped.
+/// Counts init closures run and init futures dropped.
 #[derive(Default)]
 struct Counters {
     inits: AtomicUsize,
-    futures_dropped: AtomicUsize,
+    futures_dropped: Arc<AtomicUsize>,
 }
 
 impl Counters {
@@ -138,36 +141,17 @@ impl Counters {
     }
 }
 
-/// Wraps an init future; its `Drop` bumps a counter.
-struct DropCounted<F> {
-    inner: Pin<Box<F>>,
-    counters: Arc<Counters>,
-}
-
-impl<F: Future> Future for DropCounted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<F> Drop for DropCounted<F> {
-    fn drop(&mut self) {
-        self.counters.futures_dropped.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// An init closure: counts itself and returns `future` wrapped in a drop counter.
 fn counted<F: Future>(
     counters: &Arc<Counters>,
     future: F,
-) -> impl FnOnce() -> DropCounted<F> + use<F> {
+) -> impl FnOnce() -> DropCounted<Pin<Box<F>>> + use<F> {
     let counters = Arc::clone(counters);
     move || {
         counters.inits.fetch_add(1, Ordering::SeqCst);
         DropCounted {
-            inner: Box::pin(future),
-            counters,
+            future: Box::pin(future),
+            drops: Arc::clone(&counters.futures_dropped),
         }
     }
 }
@@ -258,13 +242,6 @@ impl Future for Scripted {
     }
 }
 
-/// Awaits `future`, failing the test (instead of hanging) if it takes more than 10 s.
-async fn within<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("hang: a caller was never woken")
-}
-
 fn poll_with<F: Future + ?Sized>(future: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
     future.poll(&mut Context::from_waker(waker))
 }
@@ -332,20 +309,7 @@ async fn aborting_creator_task_does_not_restart_flight() {
     // Joiners: each reports once it has polled (and so joined the flight).
     let mut joiners = Vec::new();
     for _ in 0..4 {
-        let memo = memo.clone();
-        let init = counted(&counters, async { 99 });
-        let (joined_tx, joined_rx) = oneshot::channel::<()>();
-        joiners.push(tokio::spawn(async move {
-            let mut call = std::pin::pin!(memo.get_or_init(1, init));
-            let first = futures::poll!(call.as_mut());
-            joined_tx.send(()).unwrap();
-            let entry = match first {
-                Poll::Ready(entry) => entry,
-                Poll::Pending => call.await,
-            };
-            (*entry.value(), entry.epoch())
-        }));
-        joined_rx.await.unwrap();
+        joiners.push(spawn_joined(&memo, 1, counted(&counters, async { 99 })).await);
     }
     creator.abort();
     assert!(within(creator).await.unwrap_err().is_cancelled());

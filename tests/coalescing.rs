@@ -5,86 +5,19 @@
 //! flight; that a hit on a ready entry never calls `init`; that distinct keys fly separately; and
 //! that the flight's future and its values are dropped exactly once.
 
+mod common;
+
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Waker};
 
 use async_memo::AsyncMemo;
+use common::{CountingWaker, DropCounted, LiveCounted, poll_once, ready};
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::join_all;
-
-/// Polls once with a waker that does nothing: the test decides who polls next.
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("expected the call to be ready"),
-    }
-}
-
-/// A waker that counts its wake-ups.
-#[derive(Default)]
-struct CountingWaker(AtomicUsize);
-
-impl Wake for CountingWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Counts how many times it is dropped; wraps an init future.
-struct DropCounted<F> {
-    future: F,
-    drops: Arc<AtomicUsize>,
-}
-
-impl<F: Future + Unpin> Future for DropCounted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        Pin::new(&mut self.future).poll(cx)
-    }
-}
-
-impl<F> Drop for DropCounted<F> {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A value that counts its live instances (clones included).
-struct Tracked {
-    n: u32,
-    live: Arc<AtomicUsize>,
-}
-
-impl Tracked {
-    fn new(n: u32, live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        Tracked {
-            n,
-            live: Arc::clone(live),
-        }
-    }
-}
-
-impl Clone for Tracked {
-    fn clone(&self) -> Self {
-        Tracked::new(self.n, &self.live)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 #[tokio::test]
 async fn concurrent_callers_share_one_flight() {
@@ -357,13 +290,13 @@ fn flight_completion_wakes_every_joined_caller() {
     for (i, joiner) in joiners.iter_mut().enumerate() {
         assert!(poll_with(joiner.as_mut(), &waker(i + 1)).is_pending());
     }
-    assert!(wakers.iter().all(|w| w.0.load(Ordering::SeqCst) == 0));
+    assert!(wakers.iter().all(|w| w.wakes() == 0));
 
     // The gate wakes the init future, whose waker is the flight: every caller is woken, so any
     // of them can drive it to the end.
     gate_tx.send(()).unwrap();
     for (i, w) in wakers.iter().enumerate() {
-        assert!(w.0.load(Ordering::SeqCst) >= 1, "caller {i} was not woken");
+        assert!(w.wakes() >= 1, "caller {i} was not woken");
     }
     let mut last = joiners.pop().unwrap();
     let entry = ready(poll_with(last.as_mut(), &waker(2)));
@@ -380,14 +313,14 @@ fn flight_future_and_values_are_dropped_exactly_once() {
     let live = Arc::new(AtomicUsize::new(0));
     let future_drops = Arc::new(AtomicUsize::new(0));
     {
-        let memo: AsyncMemo<u8, Tracked> = AsyncMemo::new();
+        let memo: AsyncMemo<u8, LiveCounted> = AsyncMemo::new();
         let (gate_tx, gate_rx) = oneshot::channel::<()>();
         let value_live = Arc::clone(&live);
         let drops = Arc::clone(&future_drops);
         let mut creator = pin!(memo.get_or_init(1, move || DropCounted {
             future: Box::pin(async move {
                 gate_rx.await.unwrap();
-                Tracked::new(3, &value_live)
+                LiveCounted::new(3, &value_live)
             }),
             drops,
         }));

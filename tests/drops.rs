@@ -4,8 +4,11 @@
 //! remove, invalidate (current and stale), invalidate_all, and the memo dropped with entries
 //! and with a flight in progress. (Semantics 3, 4, 6, 7, 8 seen from the allocator.)
 //!
-//! `Tracked` counts live instances: +1 on creation and on clone, -1 on drop, so a value that is
-//! never dropped (a leak) or dropped too early shows up as a wrong live count.
+//! `Val`, `Key` and `Err` count their live instances: +1 on creation and on clone, -1 on drop,
+//! so a value that is never dropped (a leak) or dropped too early shows up as a wrong live count;
+//! init futures are counted when made and when dropped (`common::DropCounted`).
+
+mod common;
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -13,12 +16,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use async_memo::AsyncMemo;
+use common::{DropCounted, poll_once};
 use futures::channel::oneshot;
 use futures::executor::block_on;
-use futures::task::noop_waker;
 
 #[derive(Debug, Default)]
 struct Live {
@@ -26,7 +29,7 @@ struct Live {
     keys: AtomicIsize,
     errors: AtomicIsize,
     futures_created: AtomicUsize,
-    futures_dropped: AtomicUsize,
+    futures_dropped: Arc<AtomicUsize>,
 }
 
 impl Live {
@@ -140,31 +143,16 @@ impl Drop for Err {
 }
 
 /// An init future counted from creation to drop.
-struct Counted<F> {
-    inner: Pin<Box<F>>,
-    live: Arc<Live>,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<F> Drop for Counted<F> {
-    fn drop(&mut self) {
-        self.live.futures_dropped.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counted<F: Future>(live: &Arc<Live>, future: F) -> impl FnOnce() -> Counted<F> + use<F> {
+fn counted<F: Future>(
+    live: &Arc<Live>,
+    future: F,
+) -> impl FnOnce() -> DropCounted<Pin<Box<F>>> + use<F> {
     let live = Arc::clone(live);
     move || {
         live.futures_created.fetch_add(1, Ordering::SeqCst);
-        Counted {
-            inner: Box::pin(future),
-            live,
+        DropCounted {
+            future: Box::pin(future),
+            drops: Arc::clone(&live.futures_dropped),
         }
     }
 }
@@ -182,10 +170,6 @@ fn gated(
     }
 }
 
-fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
-    Pin::new(future).poll(&mut Context::from_waker(&noop_waker()))
-}
-
 fn memo() -> (AsyncMemo<u32, Val>, Arc<Live>) {
     (AsyncMemo::new(), Arc::new(Live::default()))
 }
@@ -199,15 +183,15 @@ fn commit_path_keeps_one_value_and_drops_future_once() {
     let mut a = Box::pin(memo.get_or_init(1, counted(&live, gated(&live, rx, 1))));
     let mut b =
         Box::pin(memo.get_or_init(1, counted(&live, gated(&live, oneshot::channel().1, 9))));
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
     assert_eq!(live.futures(), (1, 0));
     tx.send(()).unwrap();
-    let Poll::Ready(ea) = poll_once(&mut a) else {
+    let Poll::Ready(ea) = poll_once(a.as_mut()) else {
         panic!()
     };
     assert_eq!(live.futures(), (1, 1), "dropped at completion");
-    let Poll::Ready(eb) = poll_once(&mut b) else {
+    let Poll::Ready(eb) = poll_once(b.as_mut()) else {
         panic!()
     };
     drop((a, b));
@@ -227,7 +211,7 @@ fn detached_flight_finishes_and_leaves_nothing_behind() {
         let (memo, live) = memo();
         let (tx, rx) = oneshot::channel();
         let mut call = Box::pin(memo.get_or_init(1, counted(&live, gated(&live, rx, 1))));
-        assert!(poll_once(&mut call).is_pending());
+        assert!(poll_once(call.as_mut()).is_pending());
         match detach {
             "invalidate" => assert!(memo.invalidate(&1, memo.epoch(&1).unwrap())),
             "remove" => assert!(memo.remove(&1).is_none()),
@@ -242,7 +226,7 @@ fn detached_flight_finishes_and_leaves_nothing_behind() {
             "{detach}: detaching never drops the future"
         );
         tx.send(()).unwrap();
-        let Poll::Ready(entry) = poll_once(&mut call) else {
+        let Poll::Ready(entry) = poll_once(call.as_mut()) else {
             panic!()
         };
         assert_eq!(entry.value().id, 1);
@@ -276,13 +260,13 @@ fn error_path_drops_error_and_future_once() {
     let l = Arc::clone(&live);
     let mut b =
         Box::pin(memo.get_or_try_init(1, move || async move { Ok::<_, Err>(Val::new(0, &l)) }));
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
     tx.send(()).unwrap();
-    let Poll::Ready(Result::Err(ea)) = poll_once(&mut a) else {
+    let Poll::Ready(Result::Err(ea)) = poll_once(a.as_mut()) else {
         panic!()
     };
-    let Poll::Ready(Result::Err(eb)) = poll_once(&mut b) else {
+    let Poll::Ready(Result::Err(eb)) = poll_once(b.as_mut()) else {
         panic!()
     };
     assert!(Arc::ptr_eq(&ea, &eb));
@@ -313,7 +297,7 @@ fn panic_path_drops_future_and_its_values_once() {
             Val::new(2, &l)
         }),
     ));
-    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(&mut call))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(|| poll_once(call.as_mut()))).is_err());
     assert_eq!(live.futures(), (1, 1));
     assert_eq!(live.values(), 0);
     drop(call);
@@ -335,8 +319,8 @@ fn abandonment_drops_future_once_when_last_caller_goes() {
     });
     let mut a = Box::pin(memo.get_or_init(1, init));
     let mut b = Box::pin(memo.get_or_init(1, counted(&live, async { unreachable!() })));
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
+    assert!(poll_once(a.as_mut()).is_pending());
+    assert!(poll_once(b.as_mut()).is_pending());
     assert_eq!((live.futures(), live.values()), ((1, 0), 1));
     drop(a);
     assert_eq!((live.futures(), live.values()), ((1, 0), 1));
@@ -422,7 +406,7 @@ fn dropping_memo_with_flight_in_progress_drops_everything() {
             held
         }),
     ));
-    assert!(poll_once(&mut call).is_pending());
+    assert!(poll_once(call.as_mut()).is_pending());
     drop(memo);
     assert_eq!(live.futures(), (1, 0));
     drop(call);

@@ -6,24 +6,13 @@
 //! flight carries that flight's epoch, the one `epoch(k)` reports during the flight; and that
 //! during a flight `epoch(k)` is `Some` while `get(k)` is `None`.
 
-use std::future::Future;
-use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+mod common;
+
+use std::pin::pin;
 
 use async_memo::{AsyncMemo, Epoch};
+use common::{poll_once, ready};
 use futures::channel::oneshot;
-
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("expected the call to be ready"),
-    }
-}
 
 /// The epoch of the flight in progress for `"k"`.
 fn flight_epoch<V: Clone + Send + Sync + 'static>(memo: &AsyncMemo<&'static str, V>) -> Epoch {

@@ -7,63 +7,21 @@
 //! own `init` (several such callers share one new flight), unlike moka, which runs one init per
 //! error type.
 
-use std::future::Future;
-use std::pin::{Pin, pin};
+mod common;
+
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use async_memo::AsyncMemo;
+use common::{DropCounted, counted, poll_once, ready};
 use futures::channel::oneshot;
-
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("expected the call to be ready"),
-    }
-}
 
 #[derive(Debug, PartialEq)]
 struct Refused(u32);
 
 #[derive(Debug, PartialEq)]
 struct OtherError;
-
-/// Counts how many times it is dropped; wraps an init future.
-struct DropCounted<F> {
-    future: F,
-    drops: Arc<AtomicUsize>,
-}
-
-impl<F: Future + Unpin> Future for DropCounted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        Pin::new(&mut self.future).poll(cx)
-    }
-}
-
-impl<F> Drop for DropCounted<F> {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// An init that counts its calls and returns `value` without waiting.
-fn counted<V: Send + 'static>(
-    calls: &Arc<AtomicUsize>,
-    value: V,
-) -> impl FnOnce() -> futures::future::Ready<V> + use<V> {
-    let calls = Arc::clone(calls);
-    move || {
-        calls.fetch_add(1, Ordering::SeqCst);
-        futures::future::ready(value)
-    }
-}
 
 #[test]
 fn error_reaches_every_try_caller_as_the_same_arc() {

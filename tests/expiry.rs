@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_memo::{AsyncMemo, ManualClock, RemovalCause};
-use common::{Counts, Log, Tracked, log, poll_once, ready, recorder, secs, take};
+use common::{Counts, Log, Tracked, counted, log, poll_once, ready, recorder, secs, take};
 use futures::channel::oneshot;
 use futures::executor::block_on;
 
@@ -39,18 +39,6 @@ fn tti_memo(clock: &ManualClock, tti: Duration, log: &Log<u64>) -> Memo {
         .clock(clock.clone())
         .on_removal(recorder(log))
         .build()
-}
-
-/// A `get_or_init` init that counts its runs and yields `value`.
-fn counted(
-    runs: &Arc<AtomicUsize>,
-    value: Tracked,
-) -> impl FnOnce() -> std::future::Ready<Tracked> + use<> {
-    let runs = Arc::clone(runs);
-    move || {
-        runs.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(value)
-    }
 }
 
 #[test]

@@ -7,26 +7,16 @@
 //! the detached flight's result and can tell from `epoch(k)` or a stale `invalidate` that it is no
 //! longer current; and that detached flights' futures and removed values are dropped exactly once.
 
+mod common;
+
 use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use async_memo::{AsyncMemo, Epoch};
+use common::{DropCounted, LiveCounted, poll_once, ready};
 use futures::channel::oneshot;
-
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    future.poll(&mut Context::from_waker(&waker))
-}
-
-fn ready<T>(poll: Poll<T>) -> T {
-    match poll {
-        Poll::Ready(value) => value,
-        Poll::Pending => panic!("expected the call to be ready"),
-    }
-}
 
 /// An init future that waits for its gate, then yields `value`.
 fn gated<V: Send + 'static>(
@@ -38,53 +28,6 @@ fn gated<V: Send + 'static>(
             gate.await.unwrap();
             value
         })
-    }
-}
-
-/// Counts how many times it is dropped; wraps an init future.
-struct DropCounted<F> {
-    future: F,
-    drops: Arc<AtomicUsize>,
-}
-
-impl<F: Future + Unpin> Future for DropCounted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        Pin::new(&mut self.future).poll(cx)
-    }
-}
-
-impl<F> Drop for DropCounted<F> {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A value that counts its live instances (clones included).
-struct Tracked {
-    n: u32,
-    live: Arc<AtomicUsize>,
-}
-
-impl Tracked {
-    fn new(n: u32, live: &Arc<AtomicUsize>) -> Self {
-        live.fetch_add(1, Ordering::SeqCst);
-        Tracked {
-            n,
-            live: Arc::clone(live),
-        }
-    }
-}
-
-impl Clone for Tracked {
-    fn clone(&self) -> Self {
-        Tracked::new(self.n, &self.live)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -249,12 +192,12 @@ fn invalidate_all_detaches_flight_and_it_never_commits() {
 #[test]
 fn invalidate_removes_ready_entry_only_with_its_epoch() {
     let live = Arc::new(AtomicUsize::new(0));
-    let memo: AsyncMemo<&str, Tracked> = AsyncMemo::new();
-    let entry = memo.insert("k", Tracked::new(1, &live));
-    let other_key = memo.insert("other", Tracked::new(2, &live)).epoch();
+    let memo: AsyncMemo<&str, LiveCounted> = AsyncMemo::new();
+    let entry = memo.insert("k", LiveCounted::new(1, &live));
+    let other_key = memo.insert("other", LiveCounted::new(2, &live)).epoch();
     let stale_flight = futures::executor::block_on(memo.get_or_init("gone", {
         let live = Arc::clone(&live);
-        move || async move { Tracked::new(0, &live) }
+        move || async move { LiveCounted::new(0, &live) }
     }));
     let stale_flight_epoch = stale_flight.epoch();
     assert!(memo.invalidate("gone", stale_flight_epoch));
@@ -399,9 +342,9 @@ fn remove_returns_ready_entry_and_none_for_a_flight() {
 #[test]
 fn invalidate_all_clears_every_entry_and_detaches_every_flight() {
     let live = Arc::new(AtomicUsize::new(0));
-    let memo: AsyncMemo<u32, Tracked> = AsyncMemo::builder().shards(4).build();
+    let memo: AsyncMemo<u32, LiveCounted> = AsyncMemo::builder().shards(4).build();
     for k in 0..16 {
-        memo.insert(k, Tracked::new(k, &live));
+        memo.insert(k, LiveCounted::new(k, &live));
     }
     let mut gates = Vec::new();
     let mut flights = Vec::new();
@@ -410,7 +353,7 @@ fn invalidate_all_clears_every_entry_and_detaches_every_flight() {
         let value_live = Arc::clone(&live);
         let mut call = Box::pin(memo.get_or_init(k, move || async move {
             gate_rx.await.unwrap();
-            Tracked::new(k, &value_live)
+            LiveCounted::new(k, &value_live)
         }));
         assert!(poll_once(call.as_mut()).is_pending());
         gates.push(gate);
@@ -490,14 +433,14 @@ fn detached_flight_future_and_values_are_dropped_exactly_once() {
     let live = Arc::new(AtomicUsize::new(0));
     let future_drops = Arc::new(AtomicUsize::new(0));
     {
-        let memo: AsyncMemo<&str, Tracked> = AsyncMemo::new();
+        let memo: AsyncMemo<&str, LiveCounted> = AsyncMemo::new();
         let (gate, gate_rx) = oneshot::channel::<()>();
         let value_live = Arc::clone(&live);
         let drops = Arc::clone(&future_drops);
         let mut creator = pin!(memo.get_or_init("k", move || DropCounted {
             future: Box::pin(async move {
                 gate_rx.await.unwrap();
-                Tracked::new(1, &value_live)
+                LiveCounted::new(1, &value_live)
             }),
             drops,
         }));

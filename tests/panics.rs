@@ -4,35 +4,20 @@
 //! it). Nothing hangs (waiters are woken), nothing is poisoned, nothing is stored, the key is
 //! free and the memo stays usable.
 
+mod common;
+
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_memo::{AsyncMemo, Entry};
+use common::{counting_waker, spawn_joined, within};
 use futures::channel::oneshot;
-
-#[derive(Default)]
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counting_waker() -> (Arc<Count>, Waker) {
-    let count = Arc::new(Count::default());
-    (Arc::clone(&count), Waker::from(count))
-}
-
-fn wakes(count: &Count) -> usize {
-    count.0.load(Ordering::SeqCst)
-}
 
 /// Polls once, catching a panic.
 fn try_poll<F: Future + ?Sized>(
@@ -75,13 +60,6 @@ fn pending<T>(result: Result<Poll<T>, Box<dyn Any + Send>>) {
         Ok(Poll::Ready(_)) => panic!("expected Pending, got Ready"),
         Err(payload) => panic!("unexpected panic: {}", message(&*payload)),
     }
-}
-
-/// Awaits `future`, failing the test (instead of hanging) if it takes more than 10 s.
-async fn within<F: Future>(future: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("hang: a caller was never woken")
 }
 
 /// An init closure that counts its runs.
@@ -156,7 +134,7 @@ fn panic_in_future_polled_by_creator_restarts_others_in_one_new_flight() {
     let first = memo.epoch(&1).unwrap();
 
     a_gate.send(true).unwrap(); // the next poll of the future panics
-    assert!(wakes(&b_count) >= 1 && wakes(&c_count) >= 1);
+    assert!(b_count.wakes() >= 1 && c_count.wakes() >= 1);
     let msg = expect_panic(try_poll(a.as_mut(), &a_waker));
     assert_eq!(msg, "boom in the flight's future");
     assert_eq!(memo.epoch(&1), None, "the panicked flight freed the key");
@@ -206,10 +184,10 @@ fn panic_in_future_polled_by_joiner_reaches_joiner_and_creator() {
     let msg = expect_panic(try_poll(b.as_mut(), &b_waker));
     assert_eq!(msg, "boom in the flight's future", "the polling caller");
     assert!(
-        wakes(&a_count) >= 1,
+        a_count.wakes() >= 1,
         "the creator was woken to learn of the panic"
     );
-    assert!(wakes(&c_count) >= 1, "the waiter was woken to start over");
+    assert!(c_count.wakes() >= 1, "the waiter was woken to start over");
     let msg = expect_panic(try_poll(a.as_mut(), &a_waker));
     assert!(msg.starts_with("async-memo:"), "the creator panics: {msg}");
     let c_entry = ready(try_poll(c.as_mut(), &c_waker));
@@ -253,7 +231,7 @@ fn panic_in_init_closure_wakes_waiter_on_another_thread() {
             .recv_timeout(Duration::from_secs(10))
             .expect("creator hung");
         assert_eq!(creator.as_deref(), Some("boom in a blocked init closure"));
-        assert!(wakes(&b_count) >= 1, "the waiter was never woken");
+        assert!(b_count.wakes() >= 1, "the waiter was never woken");
         let entry = ready(try_poll(b.as_mut(), &b_waker));
         assert_eq!(*entry.value(), 2);
     }
@@ -283,20 +261,8 @@ async fn panic_reaches_polling_task_and_creator_as_join_errors() {
     started_rx.await.unwrap();
     let mut others = Vec::new();
     for i in 0..4 {
-        let memo = memo.clone();
         let init = counting(&restarts, move || async move { 100 + i });
-        let (joined_tx, joined_rx) = oneshot::channel::<()>();
-        others.push(tokio::spawn(async move {
-            let mut call = std::pin::pin!(memo.get_or_init(1, init));
-            let first = futures::poll!(call.as_mut());
-            joined_tx.send(()).unwrap();
-            let entry = match first {
-                Poll::Ready(entry) => entry,
-                Poll::Pending => call.await,
-            };
-            (*entry.value(), entry.epoch())
-        }));
-        joined_rx.await.unwrap();
+        others.push(spawn_joined(&memo, 1, init).await);
     }
     gate.send(true).unwrap();
     assert!(
@@ -376,7 +342,7 @@ fn panic_while_committing_frees_key_and_restarts_waiters() {
     let msg = expect_panic(try_poll(a.as_mut(), &a_waker));
     assert_eq!(msg, "boom in Clone of V");
     assert!(memo.get(&1).is_none() && memo.epoch(&1).is_none());
-    assert!(wakes(&b_count) >= 1);
+    assert!(b_count.wakes() >= 1);
     brittle.store(false, Ordering::SeqCst);
     let entry: Entry<Brittle> = ready(try_poll(b.as_mut(), &b_waker));
     assert_eq!(entry.value().0, 2, "B started over with its own init");
@@ -419,7 +385,7 @@ fn panic_in_drop_inside_init_future_frees_key() {
     gate.send(()).unwrap();
     let msg = expect_panic(try_poll(a.as_mut(), &a_waker));
     assert_eq!(msg, "boom in Drop of the init future");
-    assert!(wakes(&b_count) >= 1);
+    assert!(b_count.wakes() >= 1);
     assert_eq!(*ready(try_poll(b.as_mut(), &b_waker)).value(), 6);
     drop((a, b));
     assert!(memo.invalidate(&1, memo.epoch(&1).unwrap()));

@@ -9,38 +9,21 @@
 //! lock fails the test instead of hanging it. Memos use one shard so that every key shares the
 //! lock a mistake would hold.
 
+mod common;
+
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use async_memo::AsyncMemo;
+use common::within_10s;
 use futures::channel::oneshot;
 use futures::executor::block_on;
 use futures::task::noop_waker;
-
-/// Runs `body` on its own thread; fails (instead of hanging) if it does not finish in 10 s.
-fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let handle = std::thread::spawn(move || {
-        let out = body();
-        let _ = tx.send(());
-        out
-    });
-    match rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
-            Ok(out) => out,
-            Err(payload) => resume_unwind(payload),
-        },
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            panic!("deadlock: the body did not finish within 10 s")
-        }
-    }
-}
 
 /// Polls a future that must be ready at once (no waiting involved).
 fn now<F: Future>(future: F) -> F::Output {
@@ -82,7 +65,7 @@ fn touch_everything(memo: &AsyncMemo<u32, u32>, base: u32, same: u32) {
 /// during the flight `epoch(k)` is `Some` while `get(k)` is `None`.
 #[test]
 fn init_closure_calls_memo_methods_without_deadlock() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let entry = block_on(memo.get_or_init(1, move || {
@@ -99,7 +82,7 @@ fn init_closure_calls_memo_methods_without_deadlock() {
 /// Pins: the init future may call every method and await another key's flight.
 #[test]
 fn init_future_calls_memo_methods_and_awaits_other_keys() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let entry = block_on(memo.get_or_init(1, move || async move {
@@ -123,7 +106,7 @@ fn init_future_calls_memo_methods_and_awaits_other_keys() {
 /// value, which is not committed.
 #[test]
 fn init_future_invalidating_its_own_flight_does_not_deadlock_or_commit() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let entry = block_on(memo.get_or_init(1, move || async move {
@@ -149,7 +132,7 @@ fn init_future_invalidating_its_own_flight_does_not_deadlock_or_commit() {
 /// future is suspended; nothing deadlocks and both get the one value.
 #[test]
 fn same_key_from_another_task_during_the_flight() {
-    watchdog(|| {
+    within_10s(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -182,7 +165,7 @@ fn same_key_from_another_task_during_the_flight() {
 /// message, the key freed, the memo usable.
 #[test]
 fn init_future_awaiting_its_own_key_panics_and_frees_key() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -204,7 +187,7 @@ fn init_future_awaiting_its_own_key_panics_and_frees_key() {
 /// Pins: the same detection when the init closure itself polls its own key.
 #[test]
 fn init_closure_polling_its_own_key_panics_and_frees_key() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -291,7 +274,7 @@ impl Drop for Hooked {
 /// remove, insert replacing, invalidate_all, and a detached flight whose commit is refused.
 #[test]
 fn value_drop_calls_memo_on_every_path_without_deadlock() {
-    watchdog(|| {
+    within_10s(|| {
         let hook = Arc::new(OnceLock::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let memo: HookedMemo = one_shard();
@@ -423,7 +406,7 @@ impl Drop for HookedKey {
 /// insert over an existing key, remove, invalidate, invalidate_all, a call's own key.
 #[test]
 fn key_drop_calls_memo_without_deadlock() {
-    watchdog(|| {
+    within_10s(|| {
         let hook = Arc::new(OnceLock::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let memo: KeyMemo = AsyncMemo::builder().shards(1).build();
@@ -474,7 +457,7 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 /// key (and what it writes survives, since the abandon already freed the key).
 #[test]
 fn abandoned_init_future_drop_calls_memo_without_deadlock() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let inner = memo.clone();
         let mut call = Box::pin(memo.get_or_init(1, move || async move {
@@ -515,7 +498,7 @@ impl Wake for MemoWaker {
 /// completion, panic): a waker may call the memo.
 #[test]
 fn wakers_may_call_the_memo() {
-    watchdog(|| {
+    within_10s(|| {
         let memo: AsyncMemo<u32, u32> = one_shard();
         let hook = |memo: &AsyncMemo<u32, u32>| {
             let w = Arc::new(MemoWaker {

@@ -29,19 +29,22 @@
 //! Randomness: a xorshift generator seeded by the task index, so runs are reproducible up to
 //! thread scheduling.
 
+mod common;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
+use common::DropCounted;
 use futures::FutureExt;
 
 const TASKS: u64 = 16;
@@ -83,7 +86,7 @@ impl Rng {
 struct Live {
     values: AtomicIsize,
     futures_created: AtomicUsize,
-    futures_dropped: AtomicUsize,
+    futures_dropped: Arc<AtomicUsize>,
 }
 
 #[derive(Debug)]
@@ -113,24 +116,6 @@ impl Clone for Val {
 impl Drop for Val {
     fn drop(&mut self) {
         self.live.values.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-struct Counted<F> {
-    inner: Pin<Box<F>>,
-    live: Arc<Live>,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<F> Drop for Counted<F> {
-    fn drop(&mut self) {
-        self.live.futures_dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -328,7 +313,7 @@ impl Shared {
         self: &Arc<Self>,
         key: u64,
         rng: &mut Rng,
-    ) -> impl FnOnce() -> Counted<InitFut> + use<> {
+    ) -> impl FnOnce() -> DropCounted<InitFut> + use<> {
         let shared = Arc::clone(self);
         let yields = rng.below(4);
         let fate = rng.below(40);
@@ -336,7 +321,7 @@ impl Shared {
             let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
             shared.live.futures_created.fetch_add(1, Ordering::SeqCst);
             let live = Arc::clone(&shared.live);
-            let inner: InitFut = Box::pin(async move {
+            let future: InitFut = Box::pin(async move {
                 for _ in 0..yields {
                     tokio::task::yield_now().await;
                 }
@@ -346,9 +331,9 @@ impl Shared {
                     _ => Ok(Val::new(id, key, &live)),
                 }
             });
-            Counted {
-                inner: Box::pin(inner),
-                live: Arc::clone(&shared.live),
+            DropCounted {
+                future,
+                drops: Arc::clone(&shared.live.futures_dropped),
             }
         }
     }

@@ -1,6 +1,8 @@
-//! Helpers shared by the eviction, expiry, listener and stats tests: drop-counted values, a
-//! removal log keyed by epoch, a hasher that places keys in chosen shards, hand-polling, and a
-//! watchdog that turns a deadlock into a test failure.
+//! Helpers shared by the integration tests: drop-counted values (`Tracked`, counted made and
+//! dropped; `LiveCounted`, counted live), counted inits and drop-counted init futures, a removal
+//! log keyed by epoch, a hasher that places keys in chosen shards, hand-polling with a no-op or a
+//! counting waker, a spawned caller that joins a flight, and watchdogs that turn a deadlock or a
+//! lost wake-up into a test failure.
 
 #![allow(dead_code)]
 
@@ -10,10 +12,11 @@ use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use async_memo::{Entry, Epoch, RemovalCause};
+use async_memo::{AsyncMemo, Entry, Epoch, RemovalCause};
+use futures::channel::oneshot;
 
 /// Counts every `Tracked` value made (including clones) and every one dropped.
 #[derive(Default, Debug)]
@@ -78,6 +81,67 @@ impl Clone for Tracked {
 impl Drop for Tracked {
     fn drop(&mut self) {
         self.counts.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A value that counts its live instances (clones included) in one shared counter: +1 when made
+/// or cloned, -1 when dropped. (`Tracked` instead counts creations and drops apart.)
+#[derive(Debug)]
+pub struct LiveCounted {
+    pub n: u32,
+    live: Arc<AtomicUsize>,
+}
+
+impl LiveCounted {
+    pub fn new(n: u32, live: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        LiveCounted {
+            n,
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Clone for LiveCounted {
+    fn clone(&self) -> Self {
+        LiveCounted::new(self.n, &self.live)
+    }
+}
+
+impl Drop for LiveCounted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An init that counts its runs in `calls` and yields `value` without waiting.
+pub fn counted<V: Send + 'static>(
+    calls: &Arc<AtomicUsize>,
+    value: V,
+) -> impl FnOnce() -> std::future::Ready<V> + use<V> {
+    let calls = Arc::clone(calls);
+    move || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(value)
+    }
+}
+
+/// Wraps an init future; counts how many times it is dropped in `drops`.
+pub struct DropCounted<F> {
+    pub future: F,
+    pub drops: Arc<AtomicUsize>,
+}
+
+impl<F: Future + Unpin> Future for DropCounted<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Pin::new(&mut self.future).poll(cx)
+    }
+}
+
+impl<F> Drop for DropCounted<F> {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -163,6 +227,62 @@ pub fn ready<T>(poll: Poll<T>) -> T {
         Poll::Ready(value) => value,
         Poll::Pending => panic!("expected the call to be ready"),
     }
+}
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+pub struct CountingWaker(AtomicUsize);
+
+impl CountingWaker {
+    pub fn wakes(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A counting waker, and the `Waker` to hand to `poll`.
+pub fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+    let count = Arc::new(CountingWaker::default());
+    (Arc::clone(&count), Waker::from(count))
+}
+
+/// Awaits `future`, failing the test (instead of hanging) if it takes more than 10 s.
+pub async fn within<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("hang: a caller was never woken")
+}
+
+/// Spawns a task that calls `get_or_init(key, init)` and returns its handle once that call has
+/// been polled (and so joined the flight in progress); the task yields the value and epoch.
+pub async fn spawn_joined<I, Fut>(
+    memo: &AsyncMemo<u32, u32>,
+    key: u32,
+    init: I,
+) -> tokio::task::JoinHandle<(u32, Epoch)>
+where
+    I: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = u32> + Send + 'static,
+{
+    let memo = memo.clone();
+    let (joined_tx, joined_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut call = std::pin::pin!(memo.get_or_init(key, init));
+        let first = futures::poll!(call.as_mut());
+        joined_tx.send(()).unwrap();
+        let entry = match first {
+            Poll::Ready(entry) => entry,
+            Poll::Pending => call.await,
+        };
+        (*entry.value(), entry.epoch())
+    });
+    joined_rx.await.unwrap();
+    task
 }
 
 /// Runs `body` on its own thread; a body that does not finish within ten seconds fails the
