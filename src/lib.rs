@@ -59,10 +59,11 @@
 //!    flight does not imply [`get(k)`](AsyncMemo::get)`.is_some()`.
 //! 6. **Cancellation.** Dropping any subset of callers at any await point never leaves another
 //!    caller waiting forever. The flight's future keeps running while at least one caller waits —
-//!    whoever polls drives it, so it is not restarted when its first caller goes away. When the
-//!    last caller is dropped, the future is dropped and the key is free again. (A future that
-//!    wakes itself while being polled by a caller that is then dropped hands the poll to the
-//!    others: futures-rs #2706 cannot happen here.)
+//!    whoever polls drives it, so it is not restarted when its first caller goes away. (The
+//!    future is polled when it has woken: every waiting caller is woken then, and the first one
+//!    polled drives it.) When the last caller is dropped, the future is dropped and the key is
+//!    free again. A future that wakes itself while being polled by a caller that is then dropped
+//!    hands the poll to the others: futures-rs #2706 cannot happen here.
 //! 7. **Panics.** A panic in `init` or in its future propagates to the caller that was polling
 //!    it and to the caller whose `init` started the flight (often the same one). Every other
 //!    caller of that flight starts over with its own `init`: one starts a new flight, the rest
