@@ -7,3 +7,16 @@
 //!
 //! In a plain build both are empty. Run them with `.ci/models` (gate) or `.ci/extended`.
 #![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// Polls `future` once with a waker that does nothing, then drops it: a caller cancelled after
+/// its first poll. Shared by the loom and shuttle models.
+pub fn poll_once_and_drop<F: Future>(future: F) -> Poll<F::Output> {
+    let mut future = pin!(future);
+    future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+}

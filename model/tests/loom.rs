@@ -13,12 +13,12 @@
 
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
 use async_memo::{AsyncMemo, Entry};
+use async_memo_model::poll_once_and_drop;
 use loom::future::block_on;
 use loom::sync::Mutex;
 use loom::thread;
@@ -84,15 +84,6 @@ impl Gate {
             }
         })
     }
-}
-
-/// Polls `future` once with a waker that does nothing, and drops it: a caller cancelled after
-/// its first poll.
-fn poll_once_and_drop<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = pin!(future);
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Silences the panics the models provoke on purpose (every other panic is still printed).

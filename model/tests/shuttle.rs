@@ -10,12 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
+use async_memo_model::poll_once_and_drop;
 use shuttle::future::{block_on, spawn};
 
 type Memo = AsyncMemo<u8, u32>;
@@ -47,14 +47,6 @@ fn yield_once<T>(value: T) -> impl Future<Output = T> {
             Poll::Pending
         }
     })
-}
-
-/// Polls a caller once and drops it: cancelled after its first poll.
-fn poll_once_and_drop<F: Future>(future: F) -> Poll<F::Output> {
-    let mut future = pin!(future);
-    future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
 }
 
 /// Several keys; per key, callers race an `insert` followed by an `invalidate` with the epoch
