@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::clock::{Clock, SystemClock, Timer};
 use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
-use crate::table::{ExpireAfter, Settings, Table, Weigher};
+use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Task, Weigher};
 use crate::{AsyncMemo, Entry, RemovalCause};
 
 /// The smallest capacity share a shard gets by default: fewer, larger shards keep the policy's
@@ -43,6 +43,8 @@ pub struct MemoBuilder<K, V, S = RandomState> {
     expire_after: Option<ExpireAfter<K, V>>,
     clock: Option<Box<dyn Clock>>,
     listener: Option<Listener<K, V>>,
+    refresh: Option<RefreshRule<K, V, S>>,
+    refresh_after: Option<RefreshAfter<K, V>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -56,6 +58,8 @@ impl<K, V, S> fmt::Debug for MemoBuilder<K, V, S> {
             .field("time_to_idle", &self.rules.time_to_idle)
             .field("expire_after", &self.expire_after.is_some())
             .field("on_removal", &self.listener.is_some())
+            .field("refresh_after", &self.refresh.as_ref().map(|r| r.after))
+            .field("refresh_after_entry", &self.refresh_after.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -71,6 +75,8 @@ impl<K, V> MemoBuilder<K, V> {
             expire_after: None,
             clock: None,
             listener: None,
+            refresh: None,
+            refresh_after: None,
             _types: PhantomData,
         }
     }
@@ -100,6 +106,11 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// The hasher used to pick a key's shard and slot (the default is std's `RandomState`,
     /// which resists hash flooding).
     ///
+    /// # Panics
+    ///
+    /// If [`refresh_after`](Self::refresh_after) was already called: choose the hasher first
+    /// (the automatic refresh is set up for the memo's final types).
+    ///
     /// # Examples
     ///
     /// ```
@@ -111,6 +122,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// memo.insert(1, 1);
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> MemoBuilder<K, V, S2> {
+        assert!(
+            self.refresh.is_none(),
+            "async-memo: call MemoBuilder::hasher before refresh_after"
+        );
         MemoBuilder {
             shards: self.shards,
             hasher,
@@ -120,6 +135,8 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             expire_after: self.expire_after,
             clock: self.clock,
             listener: self.listener,
+            refresh: None,
+            refresh_after: self.refresh_after,
             _types: PhantomData,
         }
     }
@@ -330,7 +347,60 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         self
     }
 
+    /// A per-entry form of [`refresh_after`](Self::refresh_after), as
+    /// [`expire_after`](Self::expire_after) is to the time to live: `refresh_after(key, value)`
+    /// gives the interval after its commit at which an entry's automatic refresh is due;
+    /// `None` keeps the memo-wide interval. A token refreshes a minute before its own expiry.
+    /// It runs once per commit, outside every lock, on the thread that commits.
+    ///
+    /// Requires [`refresh_after`](Self::refresh_after), which supplies the spawner and the
+    /// interval after a failed refresh.
+    ///
+    /// # Panics
+    ///
+    /// [`build`](Self::build) panics if `refresh_after` was not called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// #[derive(Clone)]
+    /// struct Token { expires_in: Duration }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let spawned = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    /// let count = std::sync::Arc::clone(&spawned);
+    /// let clock = ManualClock::new();
+    /// let tokens: AsyncMemo<&str, Token> = AsyncMemo::builder()
+    ///     .refresh_after(Duration::from_secs(3600), move |_task| {
+    ///         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ///     })
+    ///     .refresh_after_entry(|_, t: &Token| t.expires_in.checked_sub(Duration::from_secs(60)))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// let login = || async { Token { expires_in: Duration::from_secs(600) } };
+    /// tokens.get_or_init("api", login).await;
+    /// clock.advance(Duration::from_secs(540));
+    /// tokens.get_or_init("api", login).await; // a minute before expiry: a refresh is spawned
+    /// assert_eq!(spawned.load(std::sync::atomic::Ordering::SeqCst), 1);
+    /// # });
+    /// ```
+    pub fn refresh_after_entry(
+        mut self,
+        refresh_after: impl Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.refresh_after = Some(Arc::new(refresh_after));
+        self
+    }
+
     /// Builds the memo.
+    ///
+    /// # Panics
+    ///
+    /// If [`refresh_after_entry`](Self::refresh_after_entry) was set without
+    /// [`refresh_after`](Self::refresh_after).
     ///
     /// # Examples
     ///
@@ -350,9 +420,11 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             Some(capacity) => shards.min(largest_power_of_two_at_most(capacity)),
             None => shards,
         };
-        let timer = self
-            .rules
-            .any()
+        assert!(
+            self.refresh_after.is_none() || self.refresh.is_some(),
+            "async-memo: refresh_after_entry needs refresh_after (its spawner and retry interval)"
+        );
+        let timer = (self.rules.any() || self.refresh.is_some())
             .then(|| Timer::new(self.clock.unwrap_or_else(|| Box::new(SystemClock))));
         let settings = Settings {
             shards,
@@ -362,8 +434,74 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             expire_after: self.expire_after,
             timer,
             listener: self.listener,
+            refresh: self.refresh,
+            refresh_after: self.refresh_after,
         };
         AsyncMemo::from_table(Table::new(settings, self.hasher))
+    }
+}
+
+impl<K, V, S> MemoBuilder<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    /// Automatic refresh (refresh-after-write, stale-while-revalidate): a `get_or_init`-family
+    /// read that finds a ready entry at least `after` old (since its commit) returns it at once
+    /// and starts one refresh with that caller's `init`; the future that drives the refresh is
+    /// handed to `spawn` (the crate never spawns by itself). Readers keep getting the entry
+    /// while it runs; it commits only onto the entry it refreshes (see
+    /// [`AsyncMemo::refresh`]). Plain [`get`](AsyncMemo::get) never starts one.
+    ///
+    /// - A refresh that fails or panics leaves the entry in place; the next automatic attempt
+    ///   for it waits `after` from the failure (one attempt per interval while the source is
+    ///   down; Caffeine #286). A panic ends the spawned task quietly after the panic hook ran.
+    ///   Manual [`refresh`](AsyncMemo::refresh) calls are not throttled.
+    /// - `after` at or above the entry's time to live never fires: an expired entry is never
+    ///   served, so it is never found stale. `Duration::ZERO` makes every read of a committed
+    ///   entry start a refresh unless one is in flight; `Duration::MAX` never fires.
+    /// - If `spawn` drops the task (a runtime shutting down, say) or panics, the refresh is
+    ///   abandoned, as if its last caller went away, and the entry stays.
+    ///
+    /// Inspired by Caffeine's `refreshAfterWrite`, which takes an `Executor` for the same reason.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// # futures::executor::block_on(async {
+    /// // A spawner that queues tasks; a real program passes `|task| { tokio::spawn(task); }`.
+    /// let queue = Arc::new(Mutex::new(Vec::new()));
+    /// let spawn = { let queue = Arc::clone(&queue); move |task| queue.lock().unwrap().push(task) };
+    /// let clock = ManualClock::new();
+    /// let config: AsyncMemo<&str, u32> = AsyncMemo::builder()
+    ///     .refresh_after(Duration::from_secs(60), spawn)
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// config.get_or_init("limits", || async { 1 }).await;
+    /// clock.advance(Duration::from_secs(60));
+    /// // Stale: served at once, and one refresh goes to the spawner.
+    /// assert_eq!(*config.get_or_init("limits", || async { 2 }).await.value(), 1);
+    /// let task = queue.lock().unwrap().pop().expect("a refresh was spawned");
+    /// task.await;
+    /// assert_eq!(config.get("limits").map(|e| *e.value()), Some(2));
+    /// # });
+    /// ```
+    pub fn refresh_after(
+        mut self,
+        after: Duration,
+        spawn: impl Fn(Task) + Send + Sync + 'static,
+    ) -> Self {
+        self.refresh = Some(RefreshRule {
+            after,
+            spawn: Arc::new(spawn),
+            launch: crate::refresher::launch::<K, V, S>,
+        });
+        self
     }
 }
 

@@ -20,119 +20,18 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use crate::flight::{ErasedError, Flight, InitFuture, Leave, Outcome, Step};
+use crate::flight::{Flight, InitFuture, Leave, Outcome, Step};
+use crate::init::Init;
 use crate::removal::Removals;
+use crate::shard::Want;
 use crate::stats::bump;
-use crate::table::{Lookup, Measure, Table};
+use crate::table::{Lookup, Table};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
-
-/// How a kind of call starts a flight and what it makes of the outcome.
-pub(crate) trait Init<K, V>: Sized {
-    type Output;
-
-    /// Runs the user's closure and boxes its future, which measures the value it produces (with
-    /// a copy of the key, if the weigher or `expire_after` need one).
-    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V>;
-
-    /// The output for a ready entry.
-    fn hit(entry: Entry<V>) -> Self::Output;
-
-    /// The output for a failed flight, or `None` if this call cannot receive that error.
-    fn failed(error: &ErasedError) -> Option<Self::Output>;
-}
-
-/// A user's `init` closure: one that takes no argument, or one given its flight's epoch.
-pub(crate) trait MakeFuture {
-    type Future;
-    fn make(self, epoch: Epoch) -> Self::Future;
-}
-
-/// An `init` that takes no argument.
-pub(crate) struct NoEpoch<F>(pub(crate) F);
-
-impl<F: FnOnce() -> Fut, Fut> MakeFuture for NoEpoch<F> {
-    type Future = Fut;
-    fn make(self, _: Epoch) -> Fut {
-        (self.0)()
-    }
-}
-
-/// An `init` given the epoch its value will be committed under (`_with_epoch` methods).
-pub(crate) struct WithEpoch<F>(pub(crate) F);
-
-impl<F: FnOnce(Epoch) -> Fut, Fut> MakeFuture for WithEpoch<F> {
-    type Future = Fut;
-    fn make(self, epoch: Epoch) -> Fut {
-        (self.0)(epoch)
-    }
-}
-
-/// `get_or_init`: an infallible init.
-pub(crate) struct Plain<M>(pub(crate) M);
-
-impl<K, V, M> Init<K, V> for Plain<M>
-where
-    M: MakeFuture,
-    M::Future: Future<Output = V> + Send + 'static,
-    K: Send + 'static,
-    V: Send + 'static,
-{
-    type Output = Entry<V>;
-
-    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
-        let future = self.0.make(epoch);
-        Box::pin(async move {
-            let value = future.await;
-            let admission = measure.measure(key.as_ref(), &value);
-            Ok((value, admission))
-        })
-    }
-
-    fn hit(entry: Entry<V>) -> Entry<V> {
-        entry
-    }
-
-    fn failed(_: &ErasedError) -> Option<Entry<V>> {
-        None
-    }
-}
-
-/// `get_or_try_init`: an init whose error `E` every caller expecting `E` shares as one `Arc<E>`.
-pub(crate) struct Fallible<M, E>(pub(crate) M, pub(crate) PhantomData<fn() -> E>);
-
-impl<K, V, E, M> Init<K, V> for Fallible<M, E>
-where
-    M: MakeFuture,
-    M::Future: Future<Output = Result<V, E>> + Send + 'static,
-    K: Send + 'static,
-    V: Send + 'static,
-    E: Send + Sync + 'static,
-{
-    type Output = Result<Entry<V>, Arc<E>>;
-
-    fn start(self, epoch: Epoch, measure: Measure<K, V>, key: Option<K>) -> InitFuture<V> {
-        let future = self.0.make(epoch);
-        Box::pin(async move {
-            let value = future.await.map_err(|e| Arc::new(e) as ErasedError)?;
-            let admission = measure.measure(key.as_ref(), &value);
-            Ok((value, admission))
-        })
-    }
-
-    fn hit(entry: Entry<V>) -> Self::Output {
-        Ok(entry)
-    }
-
-    fn failed(error: &ErasedError) -> Option<Self::Output> {
-        Arc::clone(error).downcast::<E>().ok().map(Err)
-    }
-}
 
 /// The key of a call: owned (`get_or_init`) or borrowed (the `_by_ref` variants).
 pub(crate) enum Key<'a, K, Q: ?Sized> {
@@ -167,8 +66,11 @@ where
     S: BuildHasher,
     Q: Hash + Eq + ?Sized,
 {
-    table: &'a Table<K, V, S>,
+    /// The handle's `Arc`, borrowed: a hit costs no reference count, and an automatic refresh
+    /// can hand a clone of it to its task.
+    table: &'a Arc<Table<K, V, S>>,
     key: Key<'a, K, Q>,
+    want: Want,
     init: Option<I>,
     state: State<V>,
 }
@@ -190,12 +92,38 @@ where
     S: BuildHasher,
     Q: Hash + Eq + ?Sized,
 {
-    pub(crate) fn new(table: &'a Table<K, V, S>, key: Key<'a, K, Q>, init: I) -> Self {
+    pub(crate) fn new(
+        table: &'a Arc<Table<K, V, S>>,
+        key: Key<'a, K, Q>,
+        want: Want,
+        init: I,
+    ) -> Self {
         Call {
             table,
             key,
+            want,
             init: Some(init),
             state: State::Start,
+        }
+    }
+
+    /// A call that takes over a flight another caller created and handed off (an automatic
+    /// refresh): it counts as that flight's creator, and has no `init` of its own.
+    pub(crate) fn resume(
+        table: &'a Arc<Table<K, V, S>>,
+        key: Key<'a, K, Q>,
+        flight: Arc<Flight<V>>,
+    ) -> Self {
+        Call {
+            table,
+            key,
+            want: Want::Refresh,
+            init: None,
+            state: State::Joined {
+                flight,
+                waiter: None,
+                created: true,
+            },
         }
     }
 }
@@ -219,17 +147,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<I::Output> {
         let Call {
-            table,
+            table: shared,
             key,
+            want,
             init,
             state,
         } = self.get_mut();
-        let table: &Table<K, V, S> = table;
+        let shared: &Arc<Table<K, V, S>> = shared;
+        let table: &Table<K, V, S> = shared;
         let key = key.get();
         loop {
             match state {
                 State::Start => {
-                    let (claim, removals) = table.lookup(key);
+                    let (claim, removals) = table.lookup(key, *want);
                     // Reports what the lookup purged once this call's state is consistent, even
                     // if `init` panics (declared before the abort guard, so dropped after it).
                     let report = Report {
@@ -242,6 +172,18 @@ where
                             report.finish();
                             return Poll::Ready(I::hit(entry));
                         }
+                        Lookup::Due(entry) => {
+                            *state = State::Finished;
+                            report.finish();
+                            let init = init.take().expect("invariant 3: a new call has its init");
+                            crate::refresher::start(shared, key, entry.epoch(), init);
+                            return Poll::Ready(I::hit(entry));
+                        }
+                        Lookup::Gone => {
+                            *state = State::Finished;
+                            report.finish();
+                            return Poll::Ready(I::gone());
+                        }
                         Lookup::Joined(flight) => {
                             *state = State::Joined {
                                 flight,
@@ -250,7 +192,7 @@ where
                             };
                             report.finish();
                         }
-                        Lookup::Created(flight) => {
+                        Lookup::Created(flight, base) => {
                             *state = State::Joined {
                                 flight: Arc::clone(&flight),
                                 waiter: None,
@@ -263,7 +205,7 @@ where
                             let start = init.take().expect("invariant 3: a new call has its init");
                             let measure = table.measure().clone();
                             let owned = measure.needs_key().then(|| key.to_owned());
-                            let future = start.start(flight.epoch(), measure, owned);
+                            let future = start.start(flight.epoch(), base, measure, owned);
                             // The listener runs after the first poll: by then the flight is
                             // parked or settled, so a listener that calls `get_or_init` for
                             // this key joins it (or hits its entry) instead of finding it
@@ -324,7 +266,7 @@ where
     K: Hash + Eq + Borrow<Q>,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
-    Q: Hash + Eq + ?Sized,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
 {
     // On unwind locals drop last-declared first: the guard publishes `Panicked` before the
     // future is dropped, so calls owned by the future (a self-await) leave a finished flight.
@@ -458,7 +400,7 @@ impl<K, V, S> Drop for Report<'_, K, V, S> {
 }
 
 /// Frees the key and fails the flight if a driver unwinds before settling it (invariant 2).
-struct Abort<'a, K, V, S, Q>
+pub(crate) struct Abort<'a, K, V, S, Q>
 where
     K: Hash + Eq + Borrow<Q>,
     V: Send + Sync + 'static,
@@ -478,7 +420,7 @@ where
     S: BuildHasher,
     Q: Hash + Eq + ?Sized,
 {
-    fn arm(table: &'a Table<K, V, S>, key: &'a Q, flight: &'a Arc<Flight<V>>) -> Self {
+    pub(crate) fn arm(table: &'a Table<K, V, S>, key: &'a Q, flight: &'a Arc<Flight<V>>) -> Self {
         Abort {
             table,
             key,
@@ -487,7 +429,7 @@ where
         }
     }
 
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.armed = false;
     }
 }

@@ -24,7 +24,10 @@
 //!    waiter and is remembered (`woken`) until somebody polls, so a caller that leaves in
 //!    between hands the duty to the others (futures-rs #2706). A parked future that was not
 //!    woken is not polled: callers register and wait for its wake-up. (Every parked future was
-//!    polled once at least: its creator polls it right after creating it.)
+//!    polled once at least — its creator polls it right after creating it — except an automatic
+//!    refresh, which is parked unpolled but marked woken, so its first caller polls it.)
+//! 7. A refresh flight (`refreshes` is `Some(e)`) lives beside the ready entry of epoch `e`, not
+//!    in the key's slot; the shard keeps it in its refresh table (see `shard/refreshes.rs`).
 
 use std::any::Any;
 use std::future::Future;
@@ -54,6 +57,8 @@ pub(crate) type InitFuture<V> = Pin<Box<dyn Future<Output = Produced<V>> + Send>
 /// A computation in progress for one key, shared by all its callers.
 pub(crate) struct Flight<V> {
     epoch: Epoch,
+    /// For a refresh: the epoch of the ready entry it refreshes, and commits onto only.
+    refreshes: Option<Epoch>,
     state: Mutex<State<V>>,
     /// Set once by the driver that completed the future, before `Drive::Done` (invariant 3);
     /// callers read it without the lock and clone the value outside every lock.
@@ -115,11 +120,28 @@ pub(crate) enum Leave<V> {
     Abandoned(Option<InitFuture<V>>, Option<Waker>),
 }
 
+impl<V> Flight<V> {
+    pub(crate) fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The epoch of the ready entry this flight refreshes; `None` for a flight of an empty key.
+    pub(crate) fn refreshes(&self) -> Option<Epoch> {
+        self.refreshes
+    }
+}
+
 impl<V: Send + Sync + 'static> Flight<V> {
     /// A new flight with one caller (its creator), which is about to create and poll the future.
-    pub(crate) fn new(epoch: Epoch) -> Arc<Self> {
+    /// `refreshes` names the ready entry a refresh flight is attached to.
+    pub(crate) fn new(epoch: Epoch, refreshes: Option<Epoch>) -> Arc<Self> {
+        debug_assert!(
+            refreshes.is_none_or(|of| of < epoch),
+            "a refresh is newer than its entry"
+        );
         Arc::new(Flight {
             epoch,
+            refreshes,
             state: Mutex::new(State {
                 drive: Drive::Polling {
                     thread: current_thread().id(),
@@ -130,10 +152,6 @@ impl<V: Send + Sync + 'static> Flight<V> {
             }),
             outcome: OnceLock::new(),
         })
-    }
-
-    pub(crate) fn epoch(&self) -> Epoch {
-        self.epoch
     }
 
     /// Adds a caller. Call under the shard lock that made the flight reachable (invariant 1).
@@ -220,6 +238,20 @@ impl<V: Send + Sync + 'static> Flight<V> {
             woken: notified,
         };
         (old, notified)
+    }
+
+    /// Parks a new flight's future unpolled, marked woken, so that its first caller polls it:
+    /// an automatic refresh, created on a reader's thread and handed to the user's spawner.
+    pub(crate) fn hand_off(&self, future: InitFuture<V>) {
+        let mut state = self.state.lock();
+        debug_assert!(
+            matches!(state.drive, Drive::Polling { .. }) && state.callers == 1,
+            "invariant 2: only the creator of a flight nobody has joined hands it off"
+        );
+        state.drive = Drive::Idle {
+            future,
+            woken: true,
+        };
     }
 
     /// Publishes the outcome and wakes every waiter. The map slot must already be settled.

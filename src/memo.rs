@@ -8,8 +8,10 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::call::{Call, Fallible, Key, NoEpoch, Plain, WithEpoch};
+use crate::call::{Call, Key};
+use crate::init::{Fallible, NoEpoch, Plain, WithEpoch};
 use crate::removal::Removals;
+use crate::shard::Want;
 use crate::stats::Stats;
 use crate::table::Table;
 use crate::{Entry, Epoch, MemoBuilder, RemovalCause, WeakMemo};
@@ -38,7 +40,7 @@ use crate::{Entry, Epoch, MemoBuilder, RemovalCause, WeakMemo};
 /// # });
 /// ```
 pub struct AsyncMemo<K, V, S = RandomState> {
-    table: Arc<Table<K, V, S>>,
+    pub(crate) table: Arc<Table<K, V, S>>,
 }
 
 impl<K, V, S> AsyncMemo<K, V, S> {
@@ -158,7 +160,12 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
-        Call::new(&*self.table, Key::<K, K>::Owned(key), Plain(NoEpoch(init)))
+        Call::new(
+            &self.table,
+            Key::<K, K>::Owned(key),
+            Want::Get,
+            Plain(NoEpoch(init)),
+        )
     }
 
     /// [`get_or_init`](Self::get_or_init) with a borrowed key, which is cloned into the memo
@@ -193,7 +200,12 @@ where
         F: FnOnce() -> Fut + 'a,
         Fut: Future<Output = V> + Send + 'static,
     {
-        Call::new(&*self.table, Key::Borrowed(key), Plain(NoEpoch(init)))
+        Call::new(
+            &self.table,
+            Key::Borrowed(key),
+            Want::Get,
+            Plain(NoEpoch(init)),
+        )
     }
 
     /// Like [`get_or_init`](Self::get_or_init), for a computation that can fail.
@@ -238,8 +250,9 @@ where
         E: Send + Sync + 'static,
     {
         Call::new(
-            &*self.table,
+            &self.table,
             Key::<K, K>::Owned(key),
+            Want::Get,
             Fallible(NoEpoch(init), PhantomData),
         )
     }
@@ -281,8 +294,9 @@ where
         E: Send + Sync + 'static,
     {
         Call::new(
-            &*self.table,
+            &self.table,
             Key::Borrowed(key),
+            Want::Get,
             Fallible(NoEpoch(init), PhantomData),
         )
     }
@@ -320,8 +334,9 @@ where
         Fut: Future<Output = V> + Send + 'static,
     {
         Call::new(
-            &*self.table,
+            &self.table,
             Key::<K, K>::Owned(key),
+            Want::Get,
             Plain(WithEpoch(init)),
         )
     }
@@ -365,8 +380,9 @@ where
         E: Send + Sync + 'static,
     {
         Call::new(
-            &*self.table,
+            &self.table,
             Key::<K, K>::Owned(key),
+            Want::Get,
             Fallible(WithEpoch(init), PhantomData),
         )
     }
@@ -451,8 +467,19 @@ where
         // Seeded bug (.ci/mutants): a late delete that ignores the observed epoch.
         #[cfg(async_memo_mutant = "unconditional_late_delete")]
         let matches = |_: Epoch| true;
-        let removed = self.remove_where(key, RemovalCause::Invalidated, matches, false);
-        removed.is_some()
+        if self
+            .remove_where(key, RemovalCause::Invalidated, matches, false)
+            .is_some()
+        {
+            return true;
+        }
+        // Not the entry or flight: perhaps the refresh in flight beside the entry.
+        let hash = self.table.hash(key);
+        self.table
+            .shard(hash)
+            .map
+            .write()
+            .detach_refresh(hash, key, observed)
     }
 
     /// Removes whatever `key` holds, unconditionally. Returns the ready entry it held; a flight

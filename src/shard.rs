@@ -15,6 +15,10 @@
 //!    epoch) and reports it as `Expired`, once.
 //! 5. The table never calls `Hash` of `K`: buckets keep their hash, so a resize runs no user
 //!    code under the lock.
+//! 6. A ready entry has at most one refresh in flight, kept in `refreshes` under the entry's
+//!    hash and epoch. Whatever removes or replaces the entry detaches its refresh in the same
+//!    critical section (`retire`, the policy's `evict`, `clear`), so a refresh commits only onto
+//!    the very entry it refreshes.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -29,6 +33,11 @@ use crate::removal::Removals;
 use crate::sync::{AtomicU64, RwLock};
 use crate::{Entry, Epoch, RemovalCause};
 
+mod refresh;
+mod refreshes;
+
+use refreshes::Refreshes;
+
 /// What a key holds.
 pub(crate) enum Slot<V> {
     /// A committed value.
@@ -42,6 +51,9 @@ pub(crate) struct Ready<V> {
     pub(crate) entry: Entry<V>,
     residency: Option<Residency>,
     expiry: Expiry,
+    /// When an automatic refresh is due ([`Tick::NEVER`] without `refresh_after`). Written only
+    /// under the shard write lock.
+    refresh_at: Tick,
 }
 
 impl<V> Ready<V> {
@@ -55,6 +67,12 @@ impl<V> Ready<V> {
 
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
         self.expiry.is_expired(at)
+    }
+
+    /// Whether an automatic refresh of this entry is due at `at`.
+    #[inline]
+    pub(crate) fn refresh_due(&self, at: Moment) -> bool {
+        at.now >= self.refresh_at
     }
 }
 
@@ -88,6 +106,7 @@ pub(crate) struct Arrival<V> {
     pub(crate) entry: Entry<V>,
     pub(crate) weight: u32,
     pub(crate) deadline: Tick,
+    pub(crate) refresh_at: Tick,
 }
 
 /// A shard, padded to its own cache lines so that two shards' locks never share one.
@@ -103,6 +122,7 @@ impl<K, V> Shard<K, V> {
         Shard {
             map: RwLock::new(ShardMap {
                 table: HashTable::new(),
+                refreshes: Refreshes::new(),
                 ready: 0,
                 policy: capacity.map(Policy::new),
                 deadlines: expires.then(Deadlines::default),
@@ -114,6 +134,7 @@ impl<K, V> Shard<K, V> {
 
 pub(crate) struct ShardMap<K, V> {
     table: HashTable<Bucket<K, V>>,
+    refreshes: Refreshes<V>,
     ready: usize,
     policy: Option<Policy>,
     deadlines: Option<Deadlines>,
@@ -136,6 +157,7 @@ impl<K, V> ShardMap<K, V> {
 /// The table seen by the policy: tokens are found by hash and checked by epoch.
 struct Table<'a, K, V> {
     table: &'a mut HashTable<Bucket<K, V>>,
+    refreshes: &'a mut Refreshes<V>,
     ready: &'a mut usize,
     out: &'a mut Removals<K, V>,
 }
@@ -153,6 +175,7 @@ impl<K, V> Residents for Table<'_, K, V> {
             let (bucket, _) = found.remove();
             if let Slot::Ready(ready) = bucket.slot {
                 *self.ready -= 1;
+                self.refreshes.detach(token.hash, token.epoch);
                 self.out
                     .push(bucket.key, ready.entry, RemovalCause::Evicted);
             }
@@ -174,14 +197,30 @@ fn holds<K, V>(bucket: &Bucket<K, V>, token: Token) -> bool {
         && matches!(&bucket.slot, Slot::Ready(ready) if ready.entry.epoch() == token.epoch)
 }
 
-/// What a `get_or_init` caller found under the write lock.
+/// What a call wants of its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// `get_or_init` and friends: the ready entry, or the key's flight.
+    Get,
+    /// `refresh`: a new value; the ready entry's refresh, or (no ready entry) the key's flight.
+    Refresh,
+    /// `refresh_if`: the refresh of the ready entry of this epoch, and nothing else.
+    RefreshIf(Epoch),
+}
+
+/// What a caller found under its key.
 pub(crate) enum Claim<V> {
     /// A ready entry.
     Hit(Entry<V>),
-    /// A flight in progress, which the caller has joined.
+    /// A ready entry whose automatic refresh is due: the caller returns it, and may start one.
+    Due(Entry<V>),
+    /// A flight in progress (the key's, or a refresh), which the caller has joined.
     Joined(Arc<Flight<V>>),
-    /// Nothing (or an expired entry): the caller created this flight.
-    Created(Arc<Flight<V>>),
+    /// The caller created this flight. A refresh created for `refresh_if` comes with a copy of
+    /// the entry it refreshes, for its `init`.
+    Created(Arc<Flight<V>>, Option<Entry<V>>),
+    /// `refresh_if`: the key no longer holds the observed entry.
+    Gone,
 }
 
 impl<K, V> ShardMap<K, V>
@@ -226,6 +265,7 @@ where
         hash: u64,
         key: &Q,
         owned: K,
+        want: Want,
         at: Moment,
         out: &mut Removals<K, V>,
     ) -> (Claim<V>, Option<K>)
@@ -234,41 +274,71 @@ where
         Q: Eq + ?Sized,
         V: Clone,
     {
-        match self.table.find_entry(hash, is_key(hash, key)) {
-            Ok(mut found) => {
-                let bucket = found.get_mut();
-                match &bucket.slot {
-                    Slot::Ready(ready) if !ready.is_expired(at) => {
-                        ready.touch(at);
-                        return (Claim::Hit(ready.entry.clone()), Some(owned));
-                    }
-                    Slot::Flight(flight) => {
-                        flight.join();
-                        return (Claim::Joined(Arc::clone(flight)), Some(owned));
-                    }
-                    Slot::Ready(_) => {}
+        let Ok(mut found) = self.table.find_entry(hash, is_key(hash, key)) else {
+            if let Want::RefreshIf(_) = want {
+                return (Claim::Gone, Some(owned));
+            }
+            // Drawn under the write lock, so a key's successive slots have rising epochs.
+            let flight = Flight::new(Epoch::next(), None);
+            let bucket = Bucket {
+                hash,
+                key: owned,
+                slot: Slot::Flight(Arc::clone(&flight)),
+            };
+            self.table.insert_unique(hash, bucket, |b| b.hash);
+            return (Claim::Created(flight, None), None);
+        };
+        let bucket = found.get_mut();
+        match (&bucket.slot, want) {
+            (Slot::Ready(ready), Want::Get) if !ready.is_expired(at) => {
+                ready.touch(at);
+                let entry = ready.entry.clone();
+                let claim = if ready.refresh_due(at) {
+                    Claim::Due(entry)
+                } else {
+                    Claim::Hit(entry)
+                };
+                return (claim, Some(owned));
+            }
+            (Slot::Ready(ready), Want::Refresh | Want::RefreshIf(_)) if !ready.is_expired(at) => {
+                let of = ready.entry.epoch();
+                if matches!(want, Want::RefreshIf(observed) if observed != of) {
+                    return (Claim::Gone, Some(owned));
                 }
-                // Expired: the new flight takes its place; the owned key reports the removal.
-                let flight = Flight::new(Epoch::next());
-                let old = std::mem::replace(&mut bucket.slot, Slot::Flight(Arc::clone(&flight)));
-                let Slot::Ready(ready) = old else {
-                    unreachable!()
-                };
-                self.retire(owned, ready, RemovalCause::Expired, at, out);
-                (Claim::Created(flight), None)
+                // A refresh does not count as a read of the entry it replaces.
+                if let Some(flight) = self.refreshes.get(hash, of) {
+                    flight.join();
+                    return (Claim::Joined(Arc::clone(flight)), Some(owned));
+                }
+                let base = matches!(want, Want::RefreshIf(_)).then(|| ready.entry.clone());
+                let flight = Flight::new(Epoch::next(), Some(of));
+                self.refreshes.attach(hash, Arc::clone(&flight));
+                return (Claim::Created(flight, base), Some(owned));
             }
-            Err(_) => {
-                // Drawn under the write lock, so a key's successive slots have rising epochs.
-                let flight = Flight::new(Epoch::next());
-                let bucket = Bucket {
-                    hash,
-                    key: owned,
-                    slot: Slot::Flight(Arc::clone(&flight)),
-                };
-                self.table.insert_unique(hash, bucket, |b| b.hash);
-                (Claim::Created(flight), None)
+            (Slot::Flight(_), Want::RefreshIf(_)) => return (Claim::Gone, Some(owned)),
+            (Slot::Flight(flight), Want::Get | Want::Refresh) => {
+                flight.join();
+                return (Claim::Joined(Arc::clone(flight)), Some(owned));
             }
+            (Slot::Ready(_), _) => {}
         }
+        // Expired: purged; a new flight takes its place, unless the caller wanted only it.
+        if let Want::RefreshIf(_) = want {
+            let (bucket, _) = found.remove();
+            let Slot::Ready(ready) = bucket.slot else {
+                unreachable!()
+            };
+            self.retire(hash, bucket.key, ready, RemovalCause::Expired, at, out);
+            return (Claim::Gone, Some(owned));
+        }
+        let flight = Flight::new(Epoch::next(), None);
+        let old = std::mem::replace(&mut bucket.slot, Slot::Flight(Arc::clone(&flight)));
+        let Slot::Ready(ready) = old else {
+            unreachable!()
+        };
+        // The owned key reports the removal.
+        self.retire(hash, owned, ready, RemovalCause::Expired, at, out);
+        (Claim::Created(flight, None), None)
     }
 
     /// Stores `arrival` under `key` (an `insert`). What the key held is replaced: a ready entry
@@ -308,7 +378,7 @@ where
         self.ready += 1;
         let detached = match displaced {
             Some((key, Slot::Ready(old))) => {
-                self.retire(key, old, RemovalCause::Replaced, at, out);
+                self.retire(hash, key, old, RemovalCause::Replaced, at, out);
                 None
             }
             Some((key, Slot::Flight(flight))) => Some((key, flight)),
@@ -380,6 +450,7 @@ where
             // Heavier than the whole capacity: turned away, which counts as evicted.
             Table {
                 table: &mut self.table,
+                refreshes: &mut self.refreshes,
                 ready: &mut self.ready,
                 out,
             }
@@ -392,6 +463,7 @@ where
         if let Some(policy) = &mut self.policy {
             policy.make_room(&mut Table {
                 table: &mut self.table,
+                refreshes: &mut self.refreshes,
                 ready: &mut self.ready,
                 out,
             });
@@ -401,6 +473,7 @@ where
     /// Takes the ready entry out of a bucket being removed or replaced, reporting it.
     fn retire(
         &mut self,
+        hash: u64,
         key: K,
         ready: Ready<V>,
         cause: RemovalCause,
@@ -408,6 +481,7 @@ where
         out: &mut Removals<K, V>,
     ) {
         self.ready -= 1;
+        self.refreshes.detach(hash, ready.entry.epoch());
         if let (Some(policy), Some(residency)) = (&mut self.policy, &ready.residency) {
             policy.forget(residency);
         }
@@ -446,7 +520,7 @@ where
         let removed = match bucket.slot {
             Slot::Ready(ready) => {
                 let epoch = ready.entry.epoch();
-                self.retire(bucket.key, ready, cause, at, out);
+                self.retire(hash, bucket.key, ready, cause, at, out);
                 (!expired).then_some(Ok(epoch))
             }
             Slot::Flight(flight) => Some(Err((bucket.key, flight))),
@@ -455,8 +529,9 @@ where
         removed
     }
 
-    /// Removes exactly `flight` from `key` (a failed, panicked or abandoned flight); touches
-    /// nothing else, so it reports nothing and can run while unwinding.
+    /// Removes exactly `flight` from `key`, or detaches exactly that refresh (a failed, panicked
+    /// or abandoned flight); touches nothing else, so it reports nothing and can run while
+    /// unwinding.
     pub(crate) fn remove_flight<Q>(
         &mut self,
         hash: u64,
@@ -467,6 +542,10 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        if flight.refreshes().is_some() {
+            self.refreshes.detach_exact(hash, flight);
+            return None;
+        }
         let found = self
             .table
             .find_entry(hash, is_key(hash, key))
@@ -507,7 +586,14 @@ where
             let Slot::Ready(ready) = bucket.slot else {
                 unreachable!()
             };
-            self.retire(bucket.key, ready, RemovalCause::Expired, at, out);
+            self.retire(
+                token.hash,
+                bucket.key,
+                ready,
+                RemovalCause::Expired,
+                at,
+                out,
+            );
         }
         self.tidy(out);
     }
@@ -517,6 +603,7 @@ where
         if let Some(policy) = &mut self.policy {
             policy.tidy(&mut Table {
                 table: &mut self.table,
+                refreshes: &mut self.refreshes,
                 ready: &mut self.ready,
                 out,
             });
@@ -547,6 +634,7 @@ where
             }
         }
         self.ready = 0;
+        self.refreshes.clear();
         if let Some(policy) = &mut self.policy {
             policy.clear();
         }
@@ -572,5 +660,6 @@ fn arrive<V>(
         expiry: Expiry::new(arrival.deadline, at.now),
         entry: arrival.entry,
         residency,
+        refresh_at: arrival.refresh_at,
     }
 }

@@ -55,6 +55,17 @@ pub struct Stats {
     pub evicted: u64,
     /// Entries removed by `invalidate_all`.
     pub cleared: u64,
+    /// Refreshes started (by `refresh`, `try_refresh`, `refresh_if` or `refresh_after`); each
+    /// is counted among `flights_started` too.
+    pub refreshes_started: u64,
+    /// Refreshes whose value replaced the entry they refreshed.
+    pub refreshes_committed: u64,
+    /// Refreshes that finished after being detached (their entry left, or they were
+    /// invalidated): their value went to their callers only.
+    pub refreshes_detached: u64,
+    /// Refreshes whose future returned an error or whose `init` or future panicked; the entry
+    /// they refreshed stayed.
+    pub refreshes_failed: u64,
 }
 
 /// The counters behind [`Stats`], except hits, which each shard keeps next to its lock.
@@ -68,6 +79,10 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) panicked: AtomicU64,
     pub(crate) abandoned: AtomicU64,
+    pub(crate) refresh_started: AtomicU64,
+    pub(crate) refresh_committed: AtomicU64,
+    pub(crate) refresh_detached: AtomicU64,
+    pub(crate) refresh_failed: AtomicU64,
     removals: [AtomicU64; 6],
 }
 
@@ -109,6 +124,10 @@ impl Counters {
             expired: removals(RemovalCause::Expired),
             evicted: removals(RemovalCause::Evicted),
             cleared: removals(RemovalCause::Cleared),
+            refreshes_started: self.refresh_started.load(Relaxed),
+            refreshes_committed: self.refresh_committed.load(Relaxed),
+            refreshes_detached: self.refresh_detached.load(Relaxed),
+            refreshes_failed: self.refresh_failed.load(Relaxed),
         }
     }
 }

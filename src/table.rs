@@ -6,28 +6,52 @@
 //! displaced (keys, values, flights) only after releasing it.
 
 use std::borrow::Borrow;
+use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::Timer;
+use crate::clock::{Tick, Timer};
 use crate::expiry::{ExpiryRules, Moment};
 use crate::flight::Flight;
 use crate::flight::Leave;
 use crate::removal::{Listener, Removals};
-use crate::shard::{Arrival, Claim, Found, Shard};
+use crate::shard::{Arrival, Claim, Found, Shard, Want};
 use crate::stats::{Counters, bump};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
+/// A per-entry refresh interval (`refresh_after_entry`); same shape as `expire_after`.
+pub(crate) type RefreshAfter<K, V> = ExpireAfter<K, V>;
+
+/// A task for the user's spawner: an automatic refresh, driven by the task that runs it.
+pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The user's spawner (`refresh_after`): the crate never spawns by itself.
+pub(crate) type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
+
+/// Makes the task that drives an automatic refresh flight to its end. A function pointer
+/// instantiated where the builder could require `Send + Sync + 'static` of `K` and `S`, so the
+/// table can launch tasks without those bounds on every method.
+pub(crate) type Launch<K, V, S> = fn(Arc<Table<K, V, S>>, K, Arc<Flight<V>>) -> Task;
+
+/// Automatic refresh: when a read finds an entry older than its interval, one refresh is started
+/// with that reader's `init` and handed to `spawn`.
+pub(crate) struct RefreshRule<K, V, S> {
+    /// The interval after a commit (and after a failed refresh) before the next automatic one.
+    pub(crate) after: Duration,
+    pub(crate) spawn: Spawner,
+    pub(crate) launch: Launch<K, V, S>,
+}
 
 /// How many expired entries a write purges on the side (amortized maintenance).
 const PURGE_BUDGET: usize = 8;
 
 /// What a memo was built with.
-pub(crate) struct Settings<K, V> {
+pub(crate) struct Settings<K, V, S> {
     pub(crate) shards: usize,
     pub(crate) capacity: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
@@ -35,6 +59,8 @@ pub(crate) struct Settings<K, V> {
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) timer: Option<Timer>,
     pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) refresh: Option<RefreshRule<K, V, S>>,
+    pub(crate) refresh_after: Option<RefreshAfter<K, V>>,
 }
 
 /// What a committed value needs measured, computed outside every lock by the flight's future
@@ -43,12 +69,14 @@ pub(crate) struct Settings<K, V> {
 pub(crate) struct Admission {
     pub(crate) weight: u32,
     pub(crate) expire_after: Option<Duration>,
+    pub(crate) refresh_after: Option<Duration>,
 }
 
 /// The user functions that measure a new entry; cheap to clone into a flight's future.
 pub(crate) struct Measure<K, V> {
     weigher: Option<Weigher<K, V>>,
     expire_after: Option<ExpireAfter<K, V>>,
+    refresh_after: Option<RefreshAfter<K, V>>,
 }
 
 impl<K, V> Clone for Measure<K, V> {
@@ -56,6 +84,7 @@ impl<K, V> Clone for Measure<K, V> {
         Measure {
             weigher: self.weigher.clone(),
             expire_after: self.expire_after.clone(),
+            refresh_after: self.refresh_after.clone(),
         }
     }
 }
@@ -63,21 +92,22 @@ impl<K, V> Clone for Measure<K, V> {
 impl<K, V> Measure<K, V> {
     /// Whether measuring needs the key (then a flight keeps a copy of it).
     pub(crate) fn needs_key(&self) -> bool {
-        self.weigher.is_some() || self.expire_after.is_some()
+        self.weigher.is_some() || self.expire_after.is_some() || self.refresh_after.is_some()
     }
 
     /// Runs the user's weigher and `expire_after`. User code: call without a lock.
     pub(crate) fn measure(&self, key: Option<&K>, value: &V) -> Admission {
-        let (weight, expire_after) = match key {
-            Some(key) => (
-                self.weigher.as_ref().map_or(1, |w| w(key, value)),
-                self.expire_after.as_ref().and_then(|f| f(key, value)),
-            ),
-            None => (1, None),
+        let Some(key) = key else {
+            return Admission {
+                weight: 1,
+                expire_after: None,
+                refresh_after: None,
+            };
         };
         Admission {
-            weight,
-            expire_after,
+            weight: self.weigher.as_ref().map_or(1, |w| w(key, value)),
+            expire_after: self.expire_after.as_ref().and_then(|f| f(key, value)),
+            refresh_after: self.refresh_after.as_ref().and_then(|f| f(key, value)),
         }
     }
 }
@@ -91,6 +121,7 @@ pub(crate) struct Table<K, V, S> {
     rules: ExpiryRules,
     timer: Option<Timer>,
     listener: Option<Listener<K, V>>,
+    refresh: Option<RefreshRule<K, V, S>>,
     pub(crate) counters: Counters,
 }
 
@@ -98,7 +129,7 @@ pub(crate) struct Table<K, V, S> {
 pub(crate) type Lookup<V> = Claim<V>;
 
 impl<K, V, S> Table<K, V, S> {
-    pub(crate) fn new(settings: Settings<K, V>, hasher: S) -> Self {
+    pub(crate) fn new(settings: Settings<K, V, S>, hasher: S) -> Self {
         let shards = settings.shards;
         debug_assert!(shards.is_power_of_two());
         // Split the capacity exactly, so the shards' bounds add up to the memo's.
@@ -116,10 +147,12 @@ impl<K, V, S> Table<K, V, S> {
             measure: Measure {
                 weigher: settings.weigher,
                 expire_after: settings.expire_after,
+                refresh_after: settings.refresh_after,
             },
             rules: settings.rules,
             timer: settings.timer,
             listener: settings.listener,
+            refresh: settings.refresh,
             counters: Counters::default(),
         }
     }
@@ -134,6 +167,17 @@ impl<K, V, S> Table<K, V, S> {
 
     pub(crate) fn measure(&self) -> &Measure<K, V> {
         &self.measure
+    }
+
+    pub(crate) fn refresh_rule(&self) -> Option<&RefreshRule<K, V, S>> {
+        self.refresh.as_ref()
+    }
+
+    /// When an entry whose automatic refresh fails (or starts) at `now` is tried again.
+    fn retry_at(&self, now: Tick) -> Tick {
+        self.refresh
+            .as_ref()
+            .map_or(Tick::NEVER, |r| now.after(r.after))
     }
 
     /// The time, read before locking (the clock is user code); timeless without expiry.
@@ -251,7 +295,7 @@ where
     /// own state is consistent (joined to the flight, and the flight it created driven once), so
     /// that a listener re-entering the memo finds no flight half set up (see `call.rs`).
     #[inline]
-    pub(crate) fn lookup<Q>(&self, key: &Q) -> (Lookup<V>, Removals<K, V>)
+    pub(crate) fn lookup<Q>(&self, key: &Q, want: Want) -> (Lookup<V>, Removals<K, V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -259,6 +303,9 @@ where
     {
         let at = self.moment();
         let hash = self.hash(key);
+        if want != Want::Get {
+            return self.claim(hash, key, at, want); // a refresh: the refresh table, locked
+        }
         let shard = self.shard(hash);
         {
             let map = shard.map.read();
@@ -266,6 +313,10 @@ where
                 Found::Ready(ready) => {
                     let entry = ready.entry.clone();
                     bump(&shard.hits);
+                    // `refresh_at` is `NEVER` without `refresh_after`: this is never true then.
+                    if ready.refresh_due(at) {
+                        return (Claim::Due(entry), Removals::new());
+                    }
                     return (Claim::Hit(entry), Removals::new());
                 }
                 Found::Flight(flight) => {
@@ -279,12 +330,12 @@ where
                 Found::Expired | Found::Vacant => {}
             }
         }
-        self.claim(hash, key, at)
+        self.claim(hash, key, at, want)
     }
 
     /// The miss path of `lookup`: joins or creates the flight under the write lock.
     #[inline(never)]
-    fn claim<Q>(&self, hash: u64, key: &Q, at: Moment) -> (Lookup<V>, Removals<K, V>)
+    fn claim<Q>(&self, hash: u64, key: &Q, at: Moment, want: Want) -> (Lookup<V>, Removals<K, V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
@@ -296,21 +347,22 @@ where
         let mut out = Removals::new();
         let (claim, spare) = {
             let mut map = shard.map.write();
-            let claim = map.claim(hash, key, owned, at, &mut out);
+            let claim = map.claim(hash, key, owned, want, at, &mut out);
             map.purge(at, PURGE_BUDGET, &mut out);
             claim
         };
         drop(spare);
         match &claim {
-            Claim::Hit(_) => bump(&shard.hits),
+            Claim::Hit(_) | Claim::Due(_) => bump(&shard.hits),
             Claim::Joined(_) => {
                 bump(&self.counters.misses);
                 bump(&self.counters.joins);
             }
-            Claim::Created(_) => {
+            Claim::Created(flight, _) => {
                 bump(&self.counters.misses);
-                bump(&self.counters.started);
+                self.started(flight);
             }
+            Claim::Gone => {}
         }
         (claim, out)
     }
@@ -336,10 +388,24 @@ where
     }
 
     fn arrival(&self, entry: Entry<V>, admission: Admission, at: Moment) -> Arrival<V> {
+        let refresh_at = match (&self.refresh, admission.refresh_after) {
+            (None, _) => Tick::NEVER,
+            (Some(_), Some(own)) => at.now.after(own),
+            (Some(rule), None) => at.now.after(rule.after),
+        };
         Arrival {
             entry,
             weight: admission.weight,
             deadline: self.rules.deadline(at.now, admission.expire_after),
+            refresh_at,
+        }
+    }
+
+    /// Counts a flight that starts.
+    fn started(&self, flight: &Flight<V>) {
+        bump(&self.counters.started);
+        if flight.refreshes().is_some() {
+            bump(&self.counters.refresh_started);
         }
     }
 
@@ -355,35 +421,77 @@ where
     ) -> Removals<K, V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
         let entry = Entry::new(value.clone(), flight.epoch());
+        // A refresh reports the entry it replaces: clone the key before locking (user code).
+        let owned = flight.refreshes().map(|_| key.to_owned());
         let at = self.moment();
         let hash = self.hash(key);
         let mut out = Removals::new();
         let committed = {
             let mut map = self.shard(hash).map.write();
             let arrival = self.arrival(entry, admission, at);
-            let committed = map.commit(hash, key, flight, arrival, at, &mut out);
+            // What a detached flight hands back (its entry, a key copy) is dropped after
+            // unlocking: `Drop` of `K` and `V` is user code.
+            let committed = match owned {
+                Some(owned) => map
+                    .commit_refresh(hash, owned, flight, arrival, at, &mut out)
+                    .map_err(|(entry, key)| (entry, Some(key))),
+                None => map
+                    .commit(hash, key, flight, arrival, at, &mut out)
+                    .map(drop)
+                    .map_err(|entry| (entry, None)),
+            };
             map.purge(at, PURGE_BUDGET, &mut out);
             committed
         };
+        let refresh = flight.refreshes().is_some();
         match committed {
-            Ok(_flight) => bump(&self.counters.committed),
-            Err(_entry) => bump(&self.counters.detached),
+            Ok(()) => {
+                bump(&self.counters.committed);
+                if refresh {
+                    bump(&self.counters.refresh_committed);
+                }
+            }
+            Err(handed_back) => {
+                drop(handed_back);
+                bump(&self.counters.detached);
+                if refresh {
+                    bump(&self.counters.refresh_detached);
+                }
+            }
         }
         out
     }
 
-    /// Removes the flight from its key, if the key still holds it (failed or panicked flights).
-    /// Reports nothing and runs no user code but `Hash`/`Eq`, so it is safe while unwinding.
+    /// Removes the flight from its key, if the key still holds it (failed or panicked flights);
+    /// a refresh is detached from its entry, which stays. Reports nothing and runs no user code
+    /// but `Hash`/`Eq` (and, for a refresh that failed without a panic, the clock), so it is
+    /// safe while unwinding.
     pub(crate) fn discard<Q>(&self, key: &Q, flight: &Arc<Flight<V>>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
+        if flight.refreshes().is_some() {
+            // The entry stays; its next automatic refresh waits an interval from now. While
+            // unwinding the clock (user code) is not read: a panic there would abort, and an
+            // automatic refresh already moved its retry to an interval after its start.
+            let retry = if std::thread::panicking() {
+                Tick(0)
+            } else {
+                self.retry_at(self.moment().now)
+            };
+            self.shard(hash)
+                .map
+                .write()
+                .fail_refresh(hash, flight, retry);
+            bump(&self.counters.refresh_failed);
+            return;
+        }
         let removed = self
             .shard(hash)
             .map
@@ -428,5 +536,65 @@ where
             }
             Leave::Last => unreachable!("leave with `may_abandon` never answers `Last`"),
         }
+    }
+
+    /// Compare-and-swap (`replace`): stores `value` under a fresh epoch only if `key` holds
+    /// `observed`. Returns the new epoch, or the epoch the key holds now.
+    pub(crate) fn replace(
+        &self,
+        key: K,
+        observed: Epoch,
+        value: V,
+    ) -> Result<Epoch, Option<Epoch>> {
+        let admission = self.measure.measure(Some(&key), &value);
+        let at = self.moment();
+        let hash = self.hash(&key);
+        let mut out = Removals::new();
+        let (result, detached) = {
+            let mut map = self.shard(hash).map.write();
+            // Drawn under the write lock, so a key's successive slots have rising epochs (one
+            // is spent when the swap fails: epochs only need to be unique and rising).
+            let epoch = Epoch::next();
+            let arrival = self.arrival(Entry::new(value, epoch), admission, at);
+            let result = map.replace(hash, key, observed, arrival, at, &mut out);
+            map.purge(at, PURGE_BUDGET, &mut out);
+            match result {
+                Ok(detached) => (Ok(epoch), detached),
+                Err(current) => (Err(current), None),
+            }
+        };
+        drop(detached);
+        self.report(out);
+        result
+    }
+
+    /// The epoch of the refresh in flight for `key` (`refreshing`).
+    pub(crate) fn refreshing<Q>(&self, key: &Q) -> Option<Epoch>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let at = self.moment();
+        let hash = self.hash(key);
+        self.shard(hash).map.read().refreshing(hash, key, at)
+    }
+
+    /// Starts the automatic refresh of the entry `of` of `key`, if it is due and nobody else
+    /// started it; see `ShardMap::begin_auto_refresh`.
+    pub(crate) fn begin_auto_refresh<Q>(&self, key: &Q, of: Epoch) -> Option<Arc<Flight<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let at = self.moment();
+        let retry = self.retry_at(at.now);
+        let hash = self.hash(key);
+        let flight = self
+            .shard(hash)
+            .map
+            .write()
+            .begin_auto_refresh(hash, key, of, at, retry)?;
+        self.started(&flight);
+        Some(flight)
     }
 }

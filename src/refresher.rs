@@ -1,0 +1,77 @@
+//! Automatic refresh (`refresh_after`): a read that finds an entry due for a refresh returns it
+//! at once and starts one refresh with its own `init`, whose driving task goes to the user's
+//! spawner. The crate never spawns by itself (Caffeine takes an `Executor` for the same reason).
+
+use std::borrow::Borrow;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::Epoch;
+use crate::call::{Abort, Call, Key};
+use crate::flight::Flight;
+use crate::init::{Background, Init};
+use crate::table::{Table, Task};
+
+/// Starts the automatic refresh of the entry `of` of `key` with `init`, unless it is no longer
+/// due (another reader started it, or it left). Runs `init` here, outside every lock: a panic in
+/// it detaches the refresh, fails it, and propagates to this reader.
+pub(crate) fn start<K, V, S, Q, I>(table: &Arc<Table<K, V, S>>, key: &Q, of: Epoch, init: I)
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    I: Init<K, V>,
+{
+    let Some(rule) = table.refresh_rule() else {
+        debug_assert!(
+            false,
+            "an entry is due for a refresh only with refresh_after"
+        );
+        return;
+    };
+    let Some(flight) = table.begin_auto_refresh(key, of) else {
+        return;
+    };
+    let guard = Abort::arm(table, key, &flight);
+    let measure = table.measure().clone();
+    let owned = measure.needs_key().then(|| key.to_owned());
+    let future = init.start(flight.epoch(), None, measure, owned);
+    flight.hand_off(future);
+    guard.disarm();
+    // If the spawner drops the task, or panics, the task's call is dropped: as the refresh's
+    // last caller it abandons the refresh, and the entry stays.
+    (rule.spawn)((rule.launch)(Arc::clone(table), key.to_owned(), flight));
+}
+
+/// The task that drives a handed-off refresh flight to its end. Instantiated by the builder,
+/// where `K` and `S` are known to be `Send + Sync + 'static`.
+pub(crate) fn launch<K, V, S>(table: Arc<Table<K, V, S>>, key: K, flight: Arc<Flight<V>>) -> Task
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    Box::pin(async move {
+        let call = Call::<K, V, S, K, Background>::resume(&table, Key::Owned(key), flight);
+        Quiet(call).await;
+    })
+}
+
+/// Ends the task quietly if the refresh panics: the panic hook has reported it, the flight was
+/// failed and detached (the entry stays, its next automatic refresh waits an interval), and the
+/// spawner's task has nobody to propagate it to.
+struct Quiet<F>(F);
+
+impl<F: Future<Output = ()> + Unpin> Future for Quiet<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let call = &mut self.0;
+        catch_unwind(AssertUnwindSafe(|| Pin::new(call).poll(cx))).unwrap_or(Poll::Ready(()))
+    }
+}

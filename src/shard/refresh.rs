@@ -1,0 +1,196 @@
+//! The slot transitions of refresh and replace: a refresh commits only onto the entry it
+//! refreshes (compare-and-swap on that entry's epoch), and `replace` stores a value only over the
+//! epoch its caller observed. Caffeine #193 (a refresh finishing after an invalidation stored its
+//! stale value) cannot happen: whatever removes the entry detaches its refresh (invariant 6).
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+use super::{Arrival, Bucket, Detached, ShardMap, Slot, arrive, is_key};
+use crate::clock::Tick;
+use crate::expiry::Moment;
+use crate::flight::Flight;
+use crate::policy::Token;
+use crate::removal::Removals;
+use crate::{Entry, Epoch, RemovalCause};
+
+impl<K, V> ShardMap<K, V>
+where
+    V: Send + Sync + 'static,
+{
+    /// Commits a refresh flight onto the entry it refreshes, if that entry still holds the key
+    /// and the refresh is still attached to it. `owned` is a copy of the key, made before
+    /// locking, that finds the entry and reports it replaced. A detached refresh stores nothing: the entry and
+    /// the key copy are handed back, to be dropped after unlocking.
+    pub(crate) fn commit_refresh(
+        &mut self,
+        hash: u64,
+        owned: K,
+        flight: &Arc<Flight<V>>,
+        arrival: Arrival<V>,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> Result<(), (Entry<V>, K)>
+    where
+        K: Eq,
+    {
+        let of = flight.refreshes().expect("a refresh flight");
+        if !self.refreshes.detach_exact(hash, flight) {
+            return Err((arrival.entry, owned)); // detached: its entry left, or it was invalidated
+        }
+        let Ok(mut found) = self.table.find_entry(hash, is_key(hash, &owned)) else {
+            unreachable!("invariant 6: an attached refresh's entry is in the table")
+        };
+        let expired = match &found.get().slot {
+            Slot::Ready(ready) => {
+                debug_assert_eq!(ready.entry.epoch(), of, "invariant 6");
+                ready.is_expired(at)
+            }
+            Slot::Flight(_) => unreachable!("invariant 6: a refresh is beside a ready entry"),
+        };
+        if expired {
+            // An entry past its deadline is never served: its expiry detached the refresh.
+            let (bucket, _) = found.remove();
+            let Slot::Ready(ready) = bucket.slot else {
+                unreachable!()
+            };
+            self.retire(hash, bucket.key, ready, RemovalCause::Expired, at, out);
+            return Err((arrival.entry, owned));
+        }
+        let token = Token {
+            hash,
+            epoch: arrival.entry.epoch(),
+        };
+        let ready = arrive(&mut self.policy, arrival, token, at);
+        let Slot::Ready(old) = std::mem::replace(&mut found.get_mut().slot, Slot::Ready(ready))
+        else {
+            unreachable!()
+        };
+        // The table keeps its key; the copy reports the replaced entry.
+        self.retire(hash, owned, old, RemovalCause::Replaced, at, out);
+        self.ready += 1;
+        self.settle(token, at, out);
+        Ok(())
+    }
+
+    /// A refresh failed or panicked: detaches it, and holds off the entry's next automatic
+    /// refresh until `retry` (one attempt per interval while the source is down).
+    pub(crate) fn fail_refresh(&mut self, hash: u64, flight: &Arc<Flight<V>>, retry: Tick) {
+        self.refreshes.detach_exact(hash, flight);
+        let Some(of) = flight.refreshes() else {
+            return;
+        };
+        let entry = self.table.find_mut(hash, |b| {
+            b.hash == hash && matches!(&b.slot, Slot::Ready(r) if r.entry.epoch() == of)
+        });
+        if let Some(Bucket {
+            slot: Slot::Ready(ready),
+            ..
+        }) = entry
+        {
+            ready.refresh_at = ready.refresh_at.max(retry);
+        }
+    }
+
+    /// Detaches the refresh of `key` if its epoch is `observed`; the entry stays.
+    pub(crate) fn detach_refresh<Q>(&mut self, hash: u64, key: &Q, observed: Epoch) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let Some(Bucket {
+            slot: Slot::Ready(ready),
+            ..
+        }) = self.table.find(hash, is_key(hash, key))
+        else {
+            return false;
+        };
+        match self.refreshes.get(hash, ready.entry.epoch()) {
+            Some(flight) if flight.epoch() == observed => {
+                let flight = Arc::clone(flight);
+                self.refreshes.detach_exact(hash, &flight)
+            }
+            _ => false,
+        }
+    }
+
+    /// The epoch of the refresh in flight for the ready entry of `key`.
+    pub(crate) fn refreshing<Q>(&self, hash: u64, key: &Q, at: Moment) -> Option<Epoch>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        match &self.table.find(hash, is_key(hash, key))?.slot {
+            Slot::Ready(ready) if !ready.is_expired(at) => self
+                .refreshes
+                .get(hash, ready.entry.epoch())
+                .map(|flight| flight.epoch()),
+            _ => None,
+        }
+    }
+
+    /// Starts the automatic refresh of the entry `of`, if it is still the key's, unexpired, due,
+    /// and has no refresh in flight. Its next automatic attempt moves to `retry` either way, so
+    /// a burst of stale reads takes the write lock a few times, not once each.
+    pub(crate) fn begin_auto_refresh<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        of: Epoch,
+        at: Moment,
+        retry: Tick,
+    ) -> Option<Arc<Flight<V>>>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let Slot::Ready(ready) = &mut self.table.find_mut(hash, is_key(hash, key))?.slot else {
+            return None;
+        };
+        if ready.entry.epoch() != of || ready.is_expired(at) || !ready.refresh_due(at) {
+            return None;
+        }
+        ready.refresh_at = retry;
+        if self.refreshes.get(hash, of).is_some() {
+            return None; // a manual refresh is already in flight
+        }
+        let flight = Flight::new(Epoch::next(), Some(of));
+        self.refreshes.attach(hash, Arc::clone(&flight));
+        Some(flight)
+    }
+
+    /// Compare-and-swap: stores `arrival` under `key` only if the key holds `observed` (a ready
+    /// entry, reported as `Replaced`, or a flight, detached and handed back). Otherwise changes
+    /// nothing (but purges an expired entry) and returns the epoch the key holds now.
+    pub(crate) fn replace(
+        &mut self,
+        hash: u64,
+        key: K,
+        observed: Epoch,
+        arrival: Arrival<V>,
+        at: Moment,
+        out: &mut Removals<K, V>,
+    ) -> Result<Option<Detached<K, V>>, Option<Epoch>>
+    where
+        K: Eq,
+    {
+        let current = match self.table.find_entry(hash, is_key(hash, &key)) {
+            Err(_) => return Err(None),
+            Ok(found) => match &found.get().slot {
+                Slot::Ready(ready) if ready.is_expired(at) => {
+                    let (bucket, _) = found.remove();
+                    let Slot::Ready(ready) = bucket.slot else {
+                        unreachable!()
+                    };
+                    self.retire(hash, bucket.key, ready, RemovalCause::Expired, at, out);
+                    return Err(None);
+                }
+                slot => slot.epoch(),
+            },
+        };
+        if current != observed {
+            return Err(Some(current));
+        }
+        Ok(self.insert(hash, key, arrival, at, out))
+    }
+}
