@@ -56,10 +56,49 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
+    // Created before the task, so that a task dropped unpolled still leaves the flight.
+    let pending = Pending {
+        table,
+        key,
+        flight: Some(flight),
+    };
     Box::pin(async move {
-        let call = Call::<K, V, S, K, Background>::resume(&table, Key::Owned(key), flight);
+        let mut pending = pending;
+        let flight = pending.flight.take().expect("a task starts once");
+        let call = Call::<K, V, S, K, Background>::resume(
+            &pending.table,
+            Key::Borrowed(&pending.key),
+            flight,
+        );
         Quiet(call).await;
     })
+}
+
+/// A handed-off refresh whose task has not started: if the task is dropped unpolled (a spawner
+/// that drops it, or panics), this leaves the flight as its caller would, and the refresh is
+/// abandoned.
+struct Pending<K, V, S>
+where
+    K: Hash + Eq,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    table: Arc<Table<K, V, S>>,
+    key: K,
+    flight: Option<Arc<Flight<V>>>,
+}
+
+impl<K, V, S> Drop for Pending<K, V, S>
+where
+    K: Hash + Eq,
+    V: Send + Sync + 'static,
+    S: BuildHasher,
+{
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            self.table.leave(&self.key, &flight, None);
+        }
+    }
 }
 
 /// Ends the task quietly if the refresh panics: the panic hook has reported it, the flight was

@@ -69,6 +69,28 @@ fn futures_are_send(memo: &AsyncMemo<String, Arc<str>>) {
         async { Arc::from("cell") }
     });
     assert_send(&not_sync_init);
+
+    let refresh = memo.refresh("k".to_string(), || async { Arc::from("r") });
+    assert_send(&refresh);
+    let refresh_by_ref = memo.refresh_by_ref("k", || async { Arc::from("r") });
+    assert_send(&refresh_by_ref);
+    let try_refresh = memo.try_refresh("k".to_string(), || async {
+        Ok::<_, std::io::Error>(Arc::from("r"))
+    });
+    assert_send(&try_refresh);
+    let try_refresh_by_ref =
+        memo.try_refresh_by_ref("k", || async { Ok::<_, std::io::Error>(Arc::from("r")) });
+    assert_send(&try_refresh_by_ref);
+    let epoch = memo.insert("k".to_string(), Arc::from("v")).epoch();
+    let refresh_if = memo.refresh_if(
+        "k".to_string(),
+        epoch,
+        |old| async move { old.into_value() },
+    );
+    assert_send(&refresh_if);
+    let refresh_if_by_ref =
+        memo.refresh_if_by_ref("k", epoch, |old| async move { old.into_value() });
+    assert_send(&refresh_if_by_ref);
 }
 
 #[test]
