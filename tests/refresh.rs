@@ -300,7 +300,7 @@ fn a_read_after_expiry_never_joins_the_expired_entrys_refresh() {
         .clock(clock.clone())
         .build();
     memo.insert("k", 1);
-    let mut stuck = pin!(memo.refresh("k", || futures::future::pending()));
+    let mut stuck = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(stuck.as_mut()).is_pending());
     clock.advance(Duration::from_secs(10));
     assert!(
@@ -355,7 +355,7 @@ fn a_refreshed_entry_lives_from_its_commit_and_a_refresh_is_not_a_read() {
 fn a_refresh_in_flight_is_not_an_entry() {
     let memo: AsyncMemo<&str, u32> = AsyncMemo::builder().max_capacity(1).shards(1).build();
     memo.insert("k", 1);
-    let mut refresh = pin!(memo.refresh("k", || futures::future::pending()));
+    let mut refresh = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(refresh.as_mut()).is_pending());
     assert_eq!(memo.len(), 1, "the refresh is not counted");
     assert!(memo.get("k").is_some(), "nor does it crowd the entry out");

@@ -94,7 +94,7 @@ fn replace_over_a_flight_detaches_it() {
 fn replace_names_the_entry_not_its_refresh() {
     let memo = AsyncMemo::new();
     let entry = memo.insert("k", 1);
-    let mut refresh = pin!(memo.refresh("k", || futures::future::pending()));
+    let mut refresh = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(refresh.as_mut()).is_pending());
     let refreshing = memo.refreshing("k").unwrap();
     assert_eq!(
