@@ -1,9 +1,10 @@
 //! Async memoization that cannot delete the wrong entry.
 //!
 //! An [`AsyncMemo<K, V>`](AsyncMemo) runs an async computation once per key, hands the result to
-//! every concurrent caller (single-flight), and keeps it until it is invalidated, removed or
-//! replaced. Every entry, and every computation still in progress (a *flight*), carries an
-//! [`Epoch`]: a stamp from one process-wide monotonic counter. Removal is *compare-and-delete*:
+//! every concurrent caller (single-flight), and keeps it until it is invalidated, removed,
+//! replaced, expired or evicted — refreshing it meanwhile, if asked, while it keeps being served.
+//! Every entry, and every computation still in progress (a *flight*), carries an [`Epoch`]: a
+//! stamp from one process-wide monotonic counter. Removal is *compare-and-delete*:
 //! [`invalidate(key, observed)`](AsyncMemo::invalidate) removes only the exact entry the caller
 //! observed, never a newer one that replaced it, and a flight invalidated while in progress can
 //! never store its stale result.
@@ -102,6 +103,38 @@
 //!     [`RemovalCause`], after every lock is released, on the thread of the operation that
 //!     removed it. The listener may call the memo (through a [`WeakMemo`]).
 //!
+//! 13. **Refresh serves while it recomputes.** While a [`refresh`](AsyncMemo::refresh) of the
+//!     ready entry `E` (epoch `e`) is in flight, [`get`](AsyncMemo::get), `get_or_init` and
+//!     friends return `E` at once — no waiting, no second computation — and `epoch(k)` reports
+//!     `e`. Concurrent `refresh`, [`try_refresh`](AsyncMemo::try_refresh) and
+//!     [`refresh_if`](AsyncMemo::refresh_if) calls of one key share one refresh flight (one
+//!     `init`). A refresh in flight is not an entry: it is not counted, weighed or evicted.
+//! 14. **A refresh commits only onto the entry it refreshes.** Its flight has its own epoch
+//!     `e' > e`. It commits only if the key still holds `E`; then `E` is reported as
+//!     [`Replaced`](RemovalCause::Replaced) (with epoch `e`) and the new entry has epoch `e'`.
+//!     If `E` was invalidated, removed, replaced, expired or evicted meanwhile, or
+//!     `invalidate_all` ran, the refresh is detached and never commits (Caffeine #193); its
+//!     callers still receive its value (as 5 says). `invalidate(k, e)` removes `E` and detaches
+//!     its refresh; `invalidate(k, e')` detaches only the refresh (`E` stays);
+//!     [`remove`](AsyncMemo::remove), [`insert`](AsyncMemo::insert) and
+//!     [`replace`](AsyncMemo::replace) detach it too.
+//! 15. **A failed refresh changes nothing.** An error or panic in a refresh leaves `E` in place
+//!     and served; an error goes to the refresh's callers as one shared `Arc<E>`, a panic as 7
+//!     says; the next refresh starts anew. Cancellation is as 6 says: when the last caller of a
+//!     refresh is dropped its future is dropped, and `E` is untouched.
+//! 16. **Time.** An entry past its time to live or idle is never served, refresh or not, and its
+//!     expiry detaches its refresh: a read after `E` expired starts a new flight and never joins
+//!     `E`'s refresh (Guava joins, and hangs on a stuck reload). A refreshed entry's time to live
+//!     and idle start at its commit; a refresh is not a read of `E`.
+//! 17. **Compare-and-swap.** [`replace(k, e, v)`](AsyncMemo::replace) stores `v` only if `k`
+//!     holds `e` (a ready entry, or a flight, which is detached), atomically against every
+//!     other operation on `k`; otherwise it changes nothing and returns the current epoch.
+//! 18. **Automatic refresh.** With [`refresh_after`](MemoBuilder::refresh_after), a
+//!     `get_or_init`-family read that finds an entry due returns it at once and starts at most
+//!     one refresh with its own `init`, handed to the user's spawner; a failed or panicked
+//!     automatic refresh makes the next automatic attempt for that entry wait the interval
+//!     (Caffeine #286). Manual refreshes are not throttled.
+//!
 //! # Bounded memos
 //!
 //! [`MemoBuilder::max_capacity`] bounds the number of ready entries (or their total weight,
@@ -194,6 +227,48 @@
 //! assert_eq!(open.load(Ordering::SeqCst), connections.len(), "evicted ones were closed");
 //! # });
 //! ```
+//!
+//! # Keeping values fresh
+//!
+//! Three tools, for three situations:
+//!
+//! - **A time to live** ([`time_to_live`](MemoBuilder::time_to_live),
+//!   [`expire_after`](MemoBuilder::expire_after)) when a value must not be used past a
+//!   deadline: an expired entry is never served, and the next read waits for a new value.
+//! - **A refresh** ([`refresh`](AsyncMemo::refresh), or automatically with
+//!   [`refresh_after`](MemoBuilder::refresh_after)) when a slightly old value is better than a
+//!   wait — tokens near expiry, configuration, tool lists: readers keep the current value while
+//!   one computation replaces it (stale-while-revalidate). Combine it with a longer time to
+//!   live as the bound on staleness; a `refresh_after` at or above the time to live never fires.
+//! - **Invalidation** ([`invalidate`](AsyncMemo::invalidate)) when the value is known to be
+//!   wrong now: the next read computes a new one.
+//!
+//! After the source changes, do not join a refresh that started before the change: it may
+//! carry pre-change data (TanStack Query #471). Detach it by its epoch, then refresh anew —
+//! the entry keeps being served meanwhile:
+//!
+//! ```
+//! use async_memo::AsyncMemo;
+//!
+//! # futures::executor::block_on(async {
+//! let tools: AsyncMemo<&str, Vec<&str>> = AsyncMemo::new();
+//! tools.insert("server", vec!["search"]);
+//! // On a "list changed" notification:
+//! if let Some(in_flight) = tools.refreshing("server") {
+//!     tools.invalidate("server", in_flight); // detaches only the refresh
+//! }
+//! let fresh = tools.refresh("server", || async { vec!["search", "fetch"] }).await;
+//! assert_eq!(tools.get("server").map(|e| e.epoch()), Some(fresh.epoch()));
+//! # });
+//! ```
+//!
+//! A listener that closes resources sees a refreshed entry as
+//! [`Replaced`](RemovalCause::Replaced) even when the refresh returned the same resource (the
+//! same `Arc`). It runs after the new entry is in place, so it can tell by reading the memo
+//! (through a [`WeakMemo`]): `Arc::ptr_eq` with the new value means "keep it open".
+//!
+//! [`replace`](AsyncMemo::replace) is the compare-and-swap beside them: store a value only over
+//! the generation you observed (quick_cache #73).
 //!
 //! # Values that know their own epoch
 //!

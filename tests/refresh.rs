@@ -1,5 +1,5 @@
-//! Refresh: recompute while serving, commit only onto the entry refreshed (refresh semantics 1–8,
-//! 10 and 12 in the crate docs, "Keeping values fresh").
+//! Refresh: recompute while serving, commit only onto the entry refreshed (semantics 13–16 in
+//! the crate docs, and "Keeping values fresh").
 
 mod common;
 
@@ -290,7 +290,7 @@ fn dropping_every_refresh_caller_drops_the_refresh_and_keeps_the_entry() {
     assert_eq!(memo.stats().flights_abandoned, 1);
 }
 
-/// Semantics 7: an expired entry is never served, and a read after it expired starts a new
+/// Semantics 16: an expired entry is never served, and a read after it expired starts a new
 /// flight instead of joining its refresh (Guava joins, and hangs on a stuck reload).
 #[test]
 fn a_read_after_expiry_never_joins_the_expired_entrys_refresh() {
@@ -403,7 +403,7 @@ fn refresh_if_refreshes_only_the_generation_it_saw() {
     );
 }
 
-/// Semantics 12: the listener sees the refreshed entry as `Replaced` even when the refresh
+/// "Keeping values fresh": the listener sees the refreshed entry as `Replaced` even when the refresh
 /// returned the same resource, and can tell by reading the memo, which already holds the new one.
 #[test]
 fn a_listener_can_tell_a_refresh_that_returned_the_same_resource() {

@@ -1,4 +1,4 @@
-//! `replace`: compare-and-swap on the observed epoch (refresh semantics 9).
+//! `replace`: compare-and-swap on the observed epoch (semantics 17).
 
 mod common;
 
