@@ -20,8 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_memo::AsyncMemo;
 use contenders::{
-    Contender, Floor, Moka, Ours, Quick, StampedeCall, access, bounded_pass, filled, run_mix,
-    runtime, stampede,
+    Contender, Floor, Moka, Ours, OursRefreshing, Quick, StampedeCall, access, bounded_pass,
+    filled, refreshes_in_flight, run_mix, runtime, stampede,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -106,7 +106,17 @@ fn per_op(samples: usize, batch: usize, mut run: impl FnMut(usize) -> Duration) 
 const ACCESSES: usize = 1 << 20;
 
 fn get_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
-    let cache = filled::<C>(n);
+    time_gets(&filled::<C>(n), keys)
+}
+
+/// `get` hits on a memo whose every key has a refresh in flight.
+fn get_hit_refreshing(n: usize, keys: &[u64]) -> f64 {
+    let cache = filled::<Ours>(n);
+    let _in_flight = refreshes_in_flight(&cache.0, n as u64);
+    time_gets(&cache, keys)
+}
+
+fn time_gets<C: Contender>(cache: &C, keys: &[u64]) -> f64 {
     let mut at = 0;
     per_op(11, 200_000, |batch| {
         let t0 = Instant::now();
@@ -501,7 +511,30 @@ fn main() {
     }
     drop(rt);
 
+    // 7. Refresh: a hit on an entry whose refresh is in flight, and the 90%-hit mix on a memo
+    // with refresh_after (every hot key refreshed every 100 ms by a worker thread).
+    let refresh_keys = access(10_000, false, ACCESSES);
+    let hit_plain = get_hit::<Ours>(10_000, &refresh_keys);
+    let hit_refreshing = get_hit_refreshing(10_000, &refresh_keys);
+    let mix_plain = mix::<Ours>(1, 10);
+    let mix_refreshing = mix::<OursRefreshing>(1, 10);
+
     print_rows(&rows);
+    println!();
+    println!("| refresh | plain memo | with refresh | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| `get` hit, 10K keys, every key with a refresh in flight | {} | {} | {} |",
+        fmt_ns(hit_plain),
+        fmt_ns(hit_refreshing),
+        fmt_ratio(hit_refreshing, hit_plain)
+    );
+    println!(
+        "| 90%-hit mix, 1 thread, `refresh_after(100 ms)` (calls/s) | {:.2} M | {:.2} M | {:.2}x |",
+        mix_plain / 1e6,
+        mix_refreshing / 1e6,
+        mix_refreshing / mix_plain
+    );
     println!();
     let inits = |i: usize| stampedes[0][i].1.max(stampedes[1][i].1);
     println!(
@@ -649,6 +682,16 @@ fn main() {
     println!(
         "| bounded throughput ≥ 5x moka | worst {worst_speedup:.1}x | {} |",
         verdict(worst_speedup >= 5.0)
+    );
+    println!(
+        "| hit with a refresh in flight ≤ 1.05x a plain hit | {:.2}x | {} |",
+        hit_refreshing / hit_plain,
+        verdict(hit_refreshing / hit_plain <= 1.05)
+    );
+    println!(
+        "| `refresh_after` memo, 90%-hit mix ≥ 0.9x the plain memo | {:.2}x | {} |",
+        mix_refreshing / mix_plain,
+        verdict(mix_refreshing / mix_plain >= 0.9)
     );
     println!(
         "| stats on vs off: no difference on the hit path | stats cannot be switched off (always on) | not measurable |"

@@ -117,6 +117,91 @@ where
     }
 }
 
+/// async-memo with automatic refresh: entries are refreshed `REFRESH_AFTER` after their commit,
+/// on the first read after that, by a worker thread the spawner feeds (one `block_on` per task).
+pub struct OursRefreshing(pub Ours);
+
+/// The refresh interval of [`OursRefreshing`]: a mix run (about a second) refreshes every hot key
+/// several times, 100,000 refreshes a second in all.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(100);
+
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A spawner that runs each task on one worker thread (started on first use).
+fn worker_spawner() -> impl Fn(Task) + Send + Sync + 'static {
+    static WORKER: std::sync::OnceLock<std::sync::mpsc::Sender<Task>> = std::sync::OnceLock::new();
+    let sender = WORKER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Task>();
+        std::thread::spawn(move || {
+            for task in rx {
+                futures::executor::block_on(task);
+            }
+        });
+        tx
+    });
+    let sender = sender.clone();
+    move |task| {
+        sender
+            .send(task)
+            .expect("the refresh worker runs for the whole process")
+    }
+}
+
+impl OursRefreshing {
+    fn build(capacity: Option<u64>) -> Self {
+        let builder = AsyncMemo::builder().refresh_after(REFRESH_AFTER, worker_spawner());
+        let memo = match capacity {
+            Some(capacity) => builder.max_capacity(capacity).build(),
+            None => builder.build(),
+        };
+        OursRefreshing(Ours(memo))
+    }
+}
+
+impl Contender for OursRefreshing {
+    const NAME: &'static str = "async-memo refresh_after";
+    fn unbounded(_n: usize) -> Self {
+        Self::build(None)
+    }
+    fn bounded(capacity: u64) -> Option<Self> {
+        Some(Self::build(Some(capacity)))
+    }
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.get(key)
+    }
+    fn get_or_compute(&self, key: u64) -> u64 {
+        self.0.get_or_compute(key)
+    }
+    fn get_or_compute_counting(&self, key: u64, missed: &Cell<bool>) -> u64 {
+        self.0.get_or_compute_counting(key, missed)
+    }
+    fn insert(&self, key: u64, value: u64) {
+        self.0.insert(key, value)
+    }
+    fn churn(&self, key: u64) -> u64 {
+        self.0.churn(key)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// `n` keys, each with a refresh in flight that never finishes (the pending calls are returned:
+/// drop them to abandon the refreshes). A hit on such a key must cost what a plain hit costs.
+pub fn refreshes_in_flight(memo: &AsyncMemo<u64, u64>, n: u64) -> Vec<Task> {
+    (0..n)
+        .map(|key| {
+            let memo = memo.clone();
+            let mut call: Task = Box::pin(async move {
+                memo.refresh(key, std::future::pending::<u64>).await;
+            });
+            let polled = call.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            assert!(polled.is_pending(), "the refresh waits forever");
+            call
+        })
+        .collect()
+}
+
 pub struct Moka(pub moka::future::Cache<u64, u64>);
 
 impl Contender for Moka {
