@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -264,4 +265,48 @@ fn builder_misuse_panics_with_a_clear_message() {
             .build()
     });
     assert!(no_interval.is_err());
+}
+
+/// A manual `refresh` that joins an automatic refresh while the stale reader is still running its
+/// `init` is woken when the refresh is handed to the spawner, and may drive it itself.
+#[test]
+fn a_refresh_joined_during_the_hand_off_is_woken_and_may_drive() {
+    common::within_10s(|| {
+        let (queue, clock) = (Queue::default(), ManualClock::new());
+        let memo = memo(secs(60), &queue, &clock);
+        block_on(memo.get_or_init("k", || async { 1 }));
+        clock.advance(secs(60));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (joined_tx, joined_rx) = std::sync::mpsc::channel();
+        let joiner = {
+            let memo = memo.clone();
+            std::thread::spawn(move || {
+                started_rx.recv().unwrap();
+                let (wakes, waker) = common::counting_waker();
+                let mut refresh = Box::pin(memo.refresh("k", || async { unreachable!() }));
+                let mut cx = std::task::Context::from_waker(&waker);
+                assert!(
+                    refresh.as_mut().poll(&mut cx).is_pending(),
+                    "joined the refresh"
+                );
+                joined_tx.send(()).unwrap();
+                while wakes.wakes() == 0 {
+                    std::thread::yield_now();
+                }
+                match refresh.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(entry) => *entry.value(),
+                    std::task::Poll::Pending => panic!("the woken joiner drives the refresh"),
+                }
+            })
+        };
+        block_on(memo.get_or_init("k", move || {
+            started_tx.send(()).unwrap();
+            joined_rx.recv().unwrap();
+            async { 2 }
+        }));
+        assert_eq!(joiner.join().unwrap(), 2);
+        assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
+        queue.run_all(); // the spawned task finds the refresh done
+        assert_eq!(memo.stats().refreshes_committed, 1);
+    });
 }
