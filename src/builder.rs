@@ -4,7 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock, Timer};
@@ -12,6 +12,33 @@ use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
 use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Task, Weigher};
 use crate::{AsyncMemo, Entry, RemovalCause};
+
+/// A removal listener given its own memo (`on_removal_with_memo`).
+type MemoListener<K, V, S> =
+    Arc<dyn Fn(&AsyncMemo<K, V, S>, &K, Entry<V>, RemovalCause) + Send + Sync>;
+
+/// A [`MemoListener`], with the function that turns it into the table's listener once the table
+/// exists (instantiated where `K` and `S` are known to be `Send + Sync`).
+type WithMemo<K, V, S> = (
+    MemoListener<K, V, S>,
+    fn(Weak<Table<K, V, S>>, MemoListener<K, V, S>) -> Listener<K, V>,
+);
+
+/// The table's listener for a [`MemoListener`]: it upgrades a weak reference to the table itself
+/// for each call. The memo is alive then (an operation on it is reporting), and nothing keeps it
+/// alive after.
+fn with_memo<K, V, S>(me: Weak<Table<K, V, S>>, listener: MemoListener<K, V, S>) -> Listener<K, V>
+where
+    K: Send + Sync + 'static,
+    V: Send + Sync + 'static,
+    S: Send + Sync + 'static,
+{
+    Arc::new(move |key: &K, entry: Entry<V>, cause: RemovalCause| {
+        if let Some(table) = me.upgrade() {
+            listener(&AsyncMemo::from_shared(table), key, entry, cause);
+        }
+    })
+}
 
 /// The smallest capacity share a shard gets by default: fewer, larger shards keep the policy's
 /// hit ratio close to that of one global queue.
@@ -45,6 +72,7 @@ pub struct MemoBuilder<K, V, S = RandomState> {
     listener: Option<Listener<K, V>>,
     refresh: Option<RefreshRule<K, V, S>>,
     refresh_after: Option<RefreshAfter<K, V>>,
+    memo_listener: Option<WithMemo<K, V, S>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -57,7 +85,10 @@ impl<K, V, S> fmt::Debug for MemoBuilder<K, V, S> {
             .field("time_to_live", &self.rules.time_to_live)
             .field("time_to_idle", &self.rules.time_to_idle)
             .field("expire_after", &self.expire_after.is_some())
-            .field("on_removal", &self.listener.is_some())
+            .field(
+                "on_removal",
+                &(self.listener.is_some() || self.memo_listener.is_some()),
+            )
             .field("refresh_after", &self.refresh.as_ref().map(|r| r.after))
             .field("refresh_after_entry", &self.refresh_after.is_some())
             .finish_non_exhaustive()
@@ -77,6 +108,7 @@ impl<K, V> MemoBuilder<K, V> {
             listener: None,
             refresh: None,
             refresh_after: None,
+            memo_listener: None,
             _types: PhantomData,
         }
     }
@@ -123,8 +155,8 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> MemoBuilder<K, V, S2> {
         assert!(
-            self.refresh.is_none(),
-            "async-memo: call MemoBuilder::hasher before refresh_after"
+            self.refresh.is_none() && self.memo_listener.is_none(),
+            "async-memo: call MemoBuilder::hasher before refresh_after and on_removal_with_memo"
         );
         MemoBuilder {
             shards: self.shards,
@@ -137,6 +169,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             listener: self.listener,
             refresh: None,
             refresh_after: self.refresh_after,
+            memo_listener: None,
             _types: PhantomData,
         }
     }
@@ -313,8 +346,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// Entries still in the memo when its last handle is dropped are dropped without being
     /// reported (there is no memo left to report on).
     ///
-    /// To call the memo from its own listener, capture a [`WeakMemo`](crate::WeakMemo): a strong
-    /// handle would be a reference cycle that never frees the memo.
+    /// To call the memo from its own listener, use
+    /// [`on_removal_with_memo`](Self::on_removal_with_memo) (or capture a
+    /// [`WeakMemo`](crate::WeakMemo), as below: a strong handle would be a reference cycle that
+    /// never frees the memo). Setting a listener replaces the one set before, of either kind.
     ///
     /// # Examples
     ///
@@ -344,6 +379,48 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         listener: impl Fn(&K, Entry<V>, RemovalCause) + Send + Sync + 'static,
     ) -> Self {
         self.listener = Some(Arc::new(listener));
+        self.memo_listener = None;
+        self
+    }
+
+    /// [`on_removal`](Self::on_removal) for a listener that uses its own memo: it is given the
+    /// memo as well, a handle valid for the call (the listener holds no reference to the memo
+    /// between calls, so there is no cycle to break). Everything `on_removal` says holds: it runs
+    /// after every lock is released, and may call any method of the memo.
+    ///
+    /// # Panics
+    ///
+    /// [`hasher`](Self::hasher), if called after this (choose the hasher first: the listener is
+    /// typed with the memo's final hasher).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use async_memo::{AsyncMemo, RemovalCause};
+    ///
+    /// let memo: AsyncMemo<&str, u32> = AsyncMemo::builder()
+    ///     .on_removal_with_memo(|memo, key: &&str, entry, cause| {
+    ///         // A "connection" closed: store its successor.
+    ///         if cause == RemovalCause::Invalidated {
+    ///             memo.insert(*key, entry.value() + 1);
+    ///         }
+    ///     })
+    ///     .build();
+    /// let first = memo.insert("conn", 1);
+    /// assert!(memo.invalidate("conn", first.epoch()));
+    /// assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2), "the successor survives");
+    /// ```
+    pub fn on_removal_with_memo(
+        mut self,
+        listener: impl Fn(&AsyncMemo<K, V, S>, &K, Entry<V>, RemovalCause) + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: Send + Sync + 'static,
+        V: Send + Sync + 'static,
+        S: Send + Sync + 'static,
+    {
+        self.memo_listener = Some((Arc::new(listener), with_memo::<K, V, S>));
+        self.listener = None;
         self
     }
 
@@ -437,7 +514,20 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             refresh: self.refresh,
             refresh_after: self.refresh_after,
         };
-        AsyncMemo::from_table(Table::new(settings, self.hasher))
+        let (hasher, memo_listener) = (self.hasher, self.memo_listener);
+        let Some((listener, make)) = memo_listener else {
+            return AsyncMemo::from_table(Table::new(settings, hasher));
+        };
+        AsyncMemo::from_shared(Arc::new_cyclic(|me| {
+            let listener = Some(make(Weak::clone(me), listener));
+            Table::new(
+                Settings {
+                    listener,
+                    ..settings
+                },
+                hasher,
+            )
+        }))
     }
 }
 

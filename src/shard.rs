@@ -35,8 +35,10 @@ use crate::{Entry, Epoch, RemovalCause};
 
 mod refresh;
 mod refreshes;
+mod snapshot;
 
 use refreshes::Refreshes;
+pub(crate) use snapshot::Seen;
 
 /// What a key holds.
 pub(crate) enum Slot<V> {

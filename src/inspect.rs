@@ -1,0 +1,132 @@
+//! Inspecting and sweeping a memo: a snapshot iterator and compare-and-delete by predicate.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crate::shard::Seen;
+use crate::table::Table;
+use crate::{AsyncMemo, Entry};
+
+/// An iterator over a weakly consistent snapshot of a memo's ready entries, from
+/// [`AsyncMemo::iter`]. It copies one shard at a time, under that shard's read lock.
+pub struct Iter<K, V, S> {
+    table: Arc<Table<K, V, S>>,
+    /// The next shard to copy.
+    shard: usize,
+    /// The current shard's copies, in reverse (popped from the end).
+    copied: Vec<(K, Seen<V>)>,
+}
+
+impl<K, V, S> fmt::Debug for Iter<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("shard", &self.shard)
+            .field("buffered", &self.copied.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> Iterator for Iter<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, Entry<V>);
+
+    fn next(&mut self) -> Option<(K, Entry<V>)> {
+        loop {
+            match self.copied.pop() {
+                Some((key, Seen::Ready(entry))) => return Some((key, entry)),
+                Some((_, Seen::Flight(_))) => unreachable!("iter copies no flights"),
+                None => {}
+            }
+            let shard = self.table.shards().get(self.shard)?;
+            self.shard += 1;
+            // The clock is user code: read it before locking. Each shard is judged at its own
+            // moment, so an entry that expires while iterating is never yielded after it did.
+            let at = self.table.moment();
+            shard.map.read().snapshot(at, false, &mut self.copied);
+        }
+    }
+}
+
+impl<K, V, S> AsyncMemo<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone,
+{
+    /// A weakly consistent snapshot of the ready, unexpired entries, shard by shard: each shard
+    /// is copied under its read lock when the iterator reaches it (writers to that shard wait for
+    /// one shard's copy, never longer), so an entry stored or removed meanwhile may or may not be
+    /// seen. Flights in progress are not listed. Iterating is not a read: it counts as no hit
+    /// and does not extend a time to idle.
+    ///
+    /// The only user code run under a lock is `Clone` of `K` and `V`, as on a hit: they must not
+    /// call the memo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo = async_memo::AsyncMemo::new();
+    /// memo.insert("a", 1);
+    /// memo.insert("b", 2);
+    /// let mut seen: Vec<_> = memo.iter().map(|(k, e)| (k, *e.value())).collect();
+    /// seen.sort();
+    /// assert_eq!(seen, [("a", 1), ("b", 2)]);
+    /// ```
+    pub fn iter(&self) -> Iter<K, V, S> {
+        Iter {
+            table: Arc::clone(&self.table),
+            shard: 0,
+            copied: Vec::new(),
+        }
+    }
+
+    /// Calls `predicate` for every ready entry (`Some`) and every flight of a key with no entry
+    /// (`None`), with no lock held, and compare-and-deletes each one it returns `true` for, by
+    /// the epoch it was shown: an entry or flight replaced after the predicate saw it survives.
+    /// Returns how many it removed. Removed entries are reported to the listener as
+    /// `Invalidated`; a removed flight is detached and never commits (its callers still receive
+    /// its value); a removed entry's refresh is detached with it.
+    ///
+    /// Works shard by shard, like [`iter`](Self::iter): it is not atomic, and what is stored in
+    /// a shard already swept survives. A flight shown to the predicate that commits before its
+    /// removal is the same generation (its entry has the flight's epoch) and is removed. The
+    /// predicate may call the memo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo = async_memo::AsyncMemo::new();
+    /// memo.insert(("tenant-a", 1), "x");
+    /// memo.insert(("tenant-a", 2), "y");
+    /// memo.insert(("tenant-b", 1), "z");
+    /// // A permission change: drop everything of tenant-a.
+    /// let removed = memo.invalidate_if(|(tenant, _), _| *tenant == "tenant-a");
+    /// assert_eq!((removed, memo.len()), (2, 1));
+    /// ```
+    pub fn invalidate_if<P>(&self, mut predicate: P) -> usize
+    where
+        P: FnMut(&K, Option<&Entry<V>>) -> bool,
+    {
+        let mut removed = 0;
+        let mut copied = Vec::new();
+        for shard in self.table.shards() {
+            let at = self.table.moment();
+            shard.map.read().snapshot(at, true, &mut copied);
+            for (key, seen) in copied.drain(..) {
+                let (chosen, epoch) = match &seen {
+                    Seen::Ready(entry) => (predicate(&key, Some(entry)), entry.epoch()),
+                    Seen::Flight(epoch) => (predicate(&key, None), *epoch),
+                };
+                if chosen && self.invalidate(&key, epoch) {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
