@@ -294,6 +294,7 @@ where
                 }
                 Err(error) => {
                     guard.table.discard(guard.key, guard.flight);
+                    crate::trace::event!(epoch = guard.flight.epoch().get(), "flight failed");
                     bump(&guard.table.counters.failed);
                     (Err(error), None)
                 }
@@ -445,6 +446,7 @@ where
         if self.armed {
             // Settle the slot before publishing `Panicked` (flight invariant 1).
             self.table.discard(self.key, self.flight);
+            crate::trace::event!(epoch = self.flight.epoch().get(), "flight panicked");
             bump(&self.table.counters.panicked);
             // Seeded bug (.ci/mutants): a panic leaves the flight's waiters asleep.
             #[cfg(not(async_memo_mutant = "panic_without_fail"))]

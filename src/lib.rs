@@ -295,6 +295,23 @@
 //! are; the init future itself must be `Send + 'static`, because whichever caller polls next,
 //! on whatever thread, drives it.
 //!
+//! # Inspecting a memo
+//!
+//! [`iter`](AsyncMemo::iter) walks a snapshot of the ready entries, shard by shard;
+//! [`invalidate_if`](AsyncMemo::invalidate_if) sweeps by predicate — everything of one tenant
+//! after a permission change — and removes only the generation the predicate judged: a
+//! replacement stored while it ran survives. A removal listener that needs its own memo (to
+//! store a successor, say) is built with
+//! [`on_removal_with_memo`](MemoBuilder::on_removal_with_memo).
+//!
+//! # Cargo features
+//!
+//! - `tracing` (off by default): [`tracing`](https://docs.rs/tracing) events, target
+//!   `async_memo`, level `DEBUG`, for every flight (started, committed, detached, failed,
+//!   panicked, abandoned) and every removal (cause and epoch). Events carry epochs, not keys (`K`
+//!   need not be `Debug`): join them with your own logs through the epochs of the entries you
+//!   hold. Off, it costs nothing: the event sites compile to nothing.
+//!
 //! # Minimum supported Rust version
 //!
 //! Rust 1.85 (edition 2024). Raising it is a minor-version change, noted in the changelog.
@@ -326,6 +343,7 @@ mod shard;
 mod stats;
 mod sync;
 mod table;
+mod trace;
 mod waiters;
 mod weak;
 

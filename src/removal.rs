@@ -113,7 +113,8 @@ impl<K, V> Removals<K, V> {
 
     #[inline(never)]
     fn report_some(self, listener: Option<&Listener<K, V>>, counters: &Counters) {
-        for (_, _, cause) in &self.items {
+        for (_, _entry, cause) in &self.items {
+            crate::trace::event!(epoch = _entry.epoch().get(), cause = ?cause, "entry removed");
             counters.removal(*cause);
         }
         let Some(listener) = listener else {

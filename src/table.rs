@@ -403,6 +403,11 @@ where
 
     /// Counts a flight that starts.
     fn started(&self, flight: &Flight<V>) {
+        crate::trace::event!(
+            epoch = flight.epoch().get(),
+            refreshes = flight.refreshes().map(Epoch::get),
+            "flight started"
+        );
         bump(&self.counters.started);
         if flight.refreshes().is_some() {
             bump(&self.counters.refresh_started);
@@ -450,6 +455,7 @@ where
         let refresh = flight.refreshes().is_some();
         match committed {
             Ok(()) => {
+                crate::trace::event!(epoch = flight.epoch().get(), "flight committed");
                 bump(&self.counters.committed);
                 if refresh {
                     bump(&self.counters.refresh_committed);
@@ -457,6 +463,7 @@ where
             }
             Err(handed_back) => {
                 drop(handed_back);
+                crate::trace::event!(epoch = flight.epoch().get(), "flight detached");
                 bump(&self.counters.detached);
                 if refresh {
                     bump(&self.counters.refresh_detached);
@@ -530,6 +537,7 @@ where
                 }
             }
             Leave::Abandoned(future, old) => {
+                crate::trace::event!(epoch = flight.epoch().get(), "flight abandoned");
                 bump(&self.counters.abandoned);
                 drop(old);
                 drop(future);
