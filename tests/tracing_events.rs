@@ -48,8 +48,7 @@ impl Subscriber for Recorder {
 fn recorded(body: impl FnOnce()) -> Vec<String> {
     let recorder = Recorder::default();
     tracing::subscriber::with_default(recorder.clone(), body);
-    let lines = recorder.0.lock().unwrap().clone();
-    lines
+    recorder.0.lock().unwrap().clone()
 }
 
 #[test]
