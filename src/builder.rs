@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, Timer};
+use crate::clock::{Clock, Timer};
 use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
 use crate::table::{ExpireAfter, Settings, Table, Weigher};
@@ -265,6 +265,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
 
     /// The clock expiry reads (default: [`SystemClock`]). Tests pass a [`ManualClock`].
     ///
+    /// [`SystemClock`]: crate::SystemClock
     /// [`ManualClock`]: crate::ManualClock
     ///
     /// # Examples
@@ -350,10 +351,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             Some(capacity) => shards.min(largest_power_of_two_at_most(capacity)),
             None => shards,
         };
-        let timer = self
-            .rules
-            .any()
-            .then(|| Timer::new(self.clock.unwrap_or_else(|| Box::new(SystemClock))));
+        let timer = self.rules.any().then(|| Timer::new(self.clock));
         let settings = Settings {
             shards,
             capacity: self.capacity,
