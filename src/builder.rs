@@ -108,7 +108,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///
     /// let memo: async_memo::AsyncMemo<u64, u64, BuildHasherDefault<DefaultHasher>> =
     ///     async_memo::AsyncMemo::builder().hasher(BuildHasherDefault::default()).build();
-    /// memo.insert(1, 1);
+    /// memo.insert(1, 1).unwrap();
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> MemoBuilder<K, V, S2> {
         MemoBuilder {
@@ -142,7 +142,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// let memo: async_memo::AsyncMemo<u32, u32> =
     ///     async_memo::AsyncMemo::builder().max_capacity(100).build();
     /// for i in 0..1000 {
-    ///     memo.insert(i, i);
+    ///     memo.insert(i, i).unwrap();
     /// }
     /// assert!(memo.len() <= 100);
     /// assert_eq!(memo.stats().evicted, 1000 - memo.len() as u64);
@@ -168,8 +168,8 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .shards(1)
     ///     .weigher(|_key, value: &String| value.len() as u32)
     ///     .build();
-    /// memo.insert(1, "x".repeat(600));
-    /// memo.insert(2, "y".repeat(600));
+    /// memo.insert(1, "x".repeat(600)).unwrap();
+    /// memo.insert(2, "y".repeat(600)).unwrap();
     /// assert_eq!(memo.len(), 1, "1,200 bytes do not fit in 1,000");
     /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
@@ -190,7 +190,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_live(Duration::from_secs(60))
     ///     .clock(clock.clone())
     ///     .build();
-    /// memo.insert("k", 1);
+    /// memo.insert("k", 1).unwrap();
     /// clock.advance(Duration::from_secs(60));
     /// assert!(memo.get("k").is_none());
     /// ```
@@ -213,7 +213,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_idle(Duration::from_secs(10))
     ///     .clock(clock.clone())
     ///     .build();
-    /// memo.insert("k", 1);
+    /// memo.insert("k", 1).unwrap();
     /// clock.advance(Duration::from_secs(9));
     /// assert!(memo.get("k").is_some(), "a read restarts the idle time");
     /// clock.advance(Duration::from_secs(9));
@@ -276,7 +276,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_live(std::time::Duration::from_secs(1))
     ///     .clock(clock)
     ///     .build();
-    /// memo.insert(1, 1);
+    /// memo.insert(1, 1).unwrap();
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Box::new(clock));
@@ -313,13 +313,13 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///         // A "connection" closed: store its successor, through a weak handle.
     ///         if cause == RemovalCause::Invalidated {
     ///             if let Some(memo) = weak.get().and_then(|w| w.upgrade()) {
-    ///                 memo.insert(*key, entry.value() + 1);
+    ///                 memo.insert(*key, entry.value() + 1).unwrap();
     ///             }
     ///         }
     ///     })
     ///     .build();
     /// me.set(memo.downgrade()).unwrap();
-    /// let first = memo.insert("conn", 1);
+    /// let first = memo.insert("conn", 1).unwrap();
     /// assert!(memo.invalidate("conn", first.epoch()));
     /// assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2), "the successor survives");
     /// ```

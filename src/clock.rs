@@ -73,7 +73,7 @@ impl Clock for SystemClock {
 ///     .time_to_live(Duration::from_secs(10))
 ///     .clock(clock.clone())
 ///     .build();
-/// memo.insert("k", 1);
+/// memo.insert("k", 1).unwrap();
 /// clock.advance(Duration::from_secs(9));
 /// assert!(memo.get("k").is_some());
 /// clock.advance(Duration::from_secs(1));

@@ -27,7 +27,7 @@
 //! let conn = connections.get_or_init("db", || async { "connection #1".to_string() }).await;
 //!
 //! // Meanwhile a close handler replaced the connection...
-//! let replacement = connections.insert("db", "connection #2".to_string());
+//! let replacement = connections.insert("db", "connection #2".to_string()).unwrap();
 //!
 //! // ...so our late, compare-and-delete removal leaves the replacement alone.
 //! assert!(!connections.invalidate("db", conn.epoch()));
@@ -233,6 +233,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+mod budget;
 mod builder;
 mod call;
 mod clock;
@@ -242,6 +243,7 @@ mod expiry;
 mod flight;
 mod memo;
 mod policy;
+mod refused;
 mod removal;
 mod shard;
 mod stats;
@@ -255,6 +257,7 @@ pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
 pub use crate::memo::AsyncMemo;
+pub use crate::refused::Refused;
 pub use crate::removal::RemovalCause;
 pub use crate::stats::Stats;
 pub use crate::weak::WeakMemo;

@@ -76,7 +76,7 @@ fn flights_race_inserts_and_invalidations() {
                     let mut inserted = HashMap::new();
                     for key in 0..3u8 {
                         let observed = memo.epoch(&key);
-                        let epoch = memo.insert(key, 100 + u32::from(key)).epoch();
+                        let epoch = memo.insert(key, 100 + u32::from(key)).unwrap().epoch();
                         if let Some(observed) = observed {
                             assert!(!memo.invalidate(&key, observed), "a stale epoch deletes");
                         }
