@@ -129,12 +129,21 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///
     /// Eviction follows S3-FIFO (see the crate docs, "Bounded memos"), runs inside the operation
     /// that stores an entry (no background thread), and removes only the exact entry it chose,
-    /// by epoch. Each shard holds an exact share of the bound and evicts in the same critical
-    /// section that stores an entry, so the bound is never exceeded, not even while operations
-    /// are in progress: the overshoot is zero. (`len` sums the shards one after another, so
-    /// under concurrent writes it is a moment's estimate, but never above the bound.) The
-    /// default shard count of a bounded memo is lowered so that each shard's share holds at
-    /// least 64 entries of weight one where possible.
+    /// by epoch. Each shard starts with an exact share of the bound and evicts in the same
+    /// critical section that stores an entry. A shard lends capacity it does not use, and
+    /// borrows more than its share for an entry heavier than that share (evicting in the other
+    /// shards, one lock at a time); the shards' limits always add up to exactly the bound, so
+    /// the total weight never exceeds it, not even while operations are in progress: the
+    /// overshoot is zero. (`len` sums the shards one after another, so under concurrent writes
+    /// it is a moment's estimate, but never above the bound.) The default shard count of a
+    /// bounded memo is lowered so that each shard's share holds at least 64 entries of weight
+    /// one where possible.
+    ///
+    /// Whether an entry is stored never depends on the shard count or the machine: an entry
+    /// whose weight is at most `capacity` is stored, evicting others as needed; a heavier one
+    /// never is, and [`insert`](AsyncMemo::insert) returns it as [`Refused`](crate::Refused).
+    /// At capacity 0 every entry of weight 1 or more is refused; an entry of weight 0 counts
+    /// for nothing and is stored at any capacity.
     ///
     /// # Examples
     ///
@@ -156,9 +165,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// weight. The weigher runs once per stored value, outside every lock (for a flight, inside
     /// its future: a panicking weigher fails the flight like a panicking `init`).
     ///
-    /// Each shard holds an equal share of the capacity, so an entry heavier than that share is
-    /// turned away: it is reported as `Evicted` at once (its flight's callers still receive
-    /// it). With large weights, choose fewer [`shards`](Self::shards).
+    /// An entry heavier than the whole capacity is turned away: [`insert`](AsyncMemo::insert)
+    /// returns it as [`Refused`](crate::Refused), a flight's callers still receive it, and it is
+    /// reported as `Evicted` at once. Any lighter entry is stored whatever the shard count (see
+    /// [`max_capacity`](Self::max_capacity)). A weight of 0 is never counted against the bound.
     ///
     /// # Examples
     ///
@@ -171,6 +181,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// memo.insert(1, "x".repeat(600)).unwrap();
     /// memo.insert(2, "y".repeat(600)).unwrap();
     /// assert_eq!(memo.len(), 1, "1,200 bytes do not fit in 1,000");
+    /// assert!(memo.insert(3, "z".repeat(1_001)).is_err(), "refused: heavier than the bound");
     /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));

@@ -102,6 +102,20 @@
 //!     [`RemovalCause`], after every lock is released, on the thread of the operation that
 //!     removed it. The listener may call the memo (through a [`WeakMemo`]).
 //!
+//! 13. **Time never wraps or goes back.** Expiry reads the [`Clock`] as nanoseconds since the
+//!     memo was built, and every sum (a time to live, a time to idle, an `expire_after`
+//!     duration, `Duration::MAX` included) saturates: a deadline past about 584 years is
+//!     "never", and no reading ever equals "never", so an entry without a deadline never
+//!     expires. The memo keeps the latest reading it has seen: a clock that goes backwards
+//!     (moka #52, #472) makes time stand still until it catches up, and never revives an
+//!     expired entry. [`ManualClock`] saturates instead of wrapping.
+//! 14. **Admission does not depend on the shard count.** In a bounded memo, an entry whose
+//!     weight is at most [`max_capacity`](MemoBuilder::max_capacity) is stored whatever the
+//!     shard count (its shard borrows capacity from the others), and the total weight never
+//!     exceeds the bound. A heavier entry is never stored: [`insert`](AsyncMemo::insert) says so
+//!     by returning [`Refused`], and a flight's callers still receive it (the key is then left
+//!     empty). Weight 0 is stored at any capacity, 0 included.
+//!
 //! # Bounded memos
 //!
 //! [`MemoBuilder::max_capacity`] bounds the number of ready entries (or their total weight,
