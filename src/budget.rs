@@ -13,8 +13,10 @@
 //!    stays exact.
 //! 2. A shard whose limit is above its share gives the excess back to `spare` once its resident
 //!    weight no longer needs it; a shard below its share takes from `spare` before evicting.
-//! 3. A limit shrinks only in [`reserve`], which runs under `admission`, so while a reserver holds
-//!    `admission` nobody else can shrink the limit of the shard it is filling.
+//! 3. A limit shrinks below its shard's share or resident weight only in [`reserve`], which runs
+//!    under `admission`; `give_back` only returns what is above both. So the limit a reserver
+//!    grants to the shard it is filling is not taken away before, in the same critical section,
+//!    the entry is stored.
 //! 4. [`reserve`] locks one shard at a time, never two, and never while holding a shard lock it
 //!    waits for `admission` (nothing that holds a shard lock takes `admission`): no lock-order
 //!    deadlock. What it evicts goes into the caller's `Removals`, reported after every lock.
@@ -24,7 +26,6 @@ use crate::shard::Shard;
 use crate::sync::{AtomicU64, Mutex, Ordering::Relaxed};
 
 /// The capacity of a bounded memo, as its shards share it.
-#[derive(Debug)]
 pub(crate) struct Budget {
     /// `max_capacity`.
     total: u64,
