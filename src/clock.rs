@@ -33,8 +33,10 @@ pub trait Clock: Send + Sync + 'static {
     /// It should never go backwards; if it does, the memo does not follow it: a memo keeps the
     /// latest reading it has seen, and treats an earlier one as that latest (time stands still
     /// until the clock catches up; moka #52, #472 are what a clock going backwards does to a cache
-    /// that trusts it). Readings more than `u64::MAX` nanoseconds (about 584 years) after the memo
-    /// was built count as that far, and deadlines beyond it as "never".
+    /// that trusts it). The default [`SystemClock`] is `Instant::now`, which std already keeps
+    /// monotonic, so the memo does not track its readings. Readings more than `u64::MAX`
+    /// nanoseconds (about 584 years) after the memo was built count as that far, and deadlines
+    /// beyond it as "never".
     fn now(&self) -> Instant;
 }
 
