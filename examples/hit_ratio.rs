@@ -18,7 +18,7 @@ fn ours(keys: &[u64], capacity: u64) -> f64 {
         if memo.get(&key).is_some() {
             hits += 1;
         } else {
-            memo.insert(key, key);
+            memo.insert(key, key).unwrap();
         }
     }
     hits as f64 / keys.len() as f64

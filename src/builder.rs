@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, Timer};
+use crate::clock::{Clock, Timer};
 use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
 use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Task, Weigher};
@@ -151,7 +151,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///
     /// let memo: async_memo::AsyncMemo<u64, u64, BuildHasherDefault<DefaultHasher>> =
     ///     async_memo::AsyncMemo::builder().hasher(BuildHasherDefault::default()).build();
-    /// memo.insert(1, 1);
+    /// memo.insert(1, 1).unwrap();
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> MemoBuilder<K, V, S2> {
         assert!(
@@ -179,12 +179,21 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///
     /// Eviction follows S3-FIFO (see the crate docs, "Bounded memos"), runs inside the operation
     /// that stores an entry (no background thread), and removes only the exact entry it chose,
-    /// by epoch. Each shard holds an exact share of the bound and evicts in the same critical
-    /// section that stores an entry, so the bound is never exceeded, not even while operations
-    /// are in progress: the overshoot is zero. (`len` sums the shards one after another, so
-    /// under concurrent writes it is a moment's estimate, but never above the bound.) The
-    /// default shard count of a bounded memo is lowered so that each shard's share holds at
-    /// least 64 entries of weight one where possible.
+    /// by epoch. Each shard starts with an exact share of the bound and evicts in the same
+    /// critical section that stores an entry. A shard lends capacity it does not use, and
+    /// borrows more than its share for an entry heavier than that share (evicting in the other
+    /// shards, one lock at a time); the shards' limits always add up to exactly the bound, so
+    /// the total weight never exceeds it, not even while operations are in progress: the
+    /// overshoot is zero. (`len` sums the shards one after another, so under concurrent writes
+    /// it is a moment's estimate, but never above the bound.) The default shard count of a
+    /// bounded memo is lowered so that each shard's share holds at least 64 entries of weight
+    /// one where possible.
+    ///
+    /// Whether an entry is stored never depends on the shard count or the machine: an entry
+    /// whose weight is at most `capacity` is stored, evicting others as needed; a heavier one
+    /// never is, and [`insert`](AsyncMemo::insert) returns it as [`Refused`](crate::Refused).
+    /// At capacity 0 every entry of weight 1 or more is refused; an entry of weight 0 counts
+    /// for nothing and is stored at any capacity.
     ///
     /// # Examples
     ///
@@ -192,7 +201,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// let memo: async_memo::AsyncMemo<u32, u32> =
     ///     async_memo::AsyncMemo::builder().max_capacity(100).build();
     /// for i in 0..1000 {
-    ///     memo.insert(i, i);
+    ///     memo.insert(i, i).unwrap();
     /// }
     /// assert!(memo.len() <= 100);
     /// assert_eq!(memo.stats().evicted, 1000 - memo.len() as u64);
@@ -206,9 +215,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// weight. The weigher runs once per stored value, outside every lock (for a flight, inside
     /// its future: a panicking weigher fails the flight like a panicking `init`).
     ///
-    /// Each shard holds an equal share of the capacity, so an entry heavier than that share is
-    /// turned away: it is reported as `Evicted` at once (its flight's callers still receive
-    /// it). With large weights, choose fewer [`shards`](Self::shards).
+    /// An entry heavier than the whole capacity is turned away: [`insert`](AsyncMemo::insert)
+    /// returns it as [`Refused`](crate::Refused), a flight's callers still receive it, and it is
+    /// reported as `Evicted` at once. Any lighter entry is stored whatever the shard count (see
+    /// [`max_capacity`](Self::max_capacity)). A weight of 0 is never counted against the bound.
     ///
     /// # Examples
     ///
@@ -218,9 +228,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .shards(1)
     ///     .weigher(|_key, value: &String| value.len() as u32)
     ///     .build();
-    /// memo.insert(1, "x".repeat(600));
-    /// memo.insert(2, "y".repeat(600));
+    /// memo.insert(1, "x".repeat(600)).unwrap();
+    /// memo.insert(2, "y".repeat(600)).unwrap();
     /// assert_eq!(memo.len(), 1, "1,200 bytes do not fit in 1,000");
+    /// assert!(memo.insert(3, "z".repeat(1_001)).is_err(), "refused: heavier than the bound");
     /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
@@ -240,7 +251,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_live(Duration::from_secs(60))
     ///     .clock(clock.clone())
     ///     .build();
-    /// memo.insert("k", 1);
+    /// memo.insert("k", 1).unwrap();
     /// clock.advance(Duration::from_secs(60));
     /// assert!(memo.get("k").is_none());
     /// ```
@@ -263,7 +274,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_idle(Duration::from_secs(10))
     ///     .clock(clock.clone())
     ///     .build();
-    /// memo.insert("k", 1);
+    /// memo.insert("k", 1).unwrap();
     /// clock.advance(Duration::from_secs(9));
     /// assert!(memo.get("k").is_some(), "a read restarts the idle time");
     /// clock.advance(Duration::from_secs(9));
@@ -315,6 +326,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
 
     /// The clock expiry reads (default: [`SystemClock`]). Tests pass a [`ManualClock`].
     ///
+    /// [`SystemClock`]: crate::SystemClock
     /// [`ManualClock`]: crate::ManualClock
     ///
     /// # Examples
@@ -325,7 +337,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .time_to_live(std::time::Duration::from_secs(1))
     ///     .clock(clock)
     ///     .build();
-    /// memo.insert(1, 1);
+    /// memo.insert(1, 1).unwrap();
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Some(Box::new(clock));
@@ -364,13 +376,13 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///         // A "connection" closed: store its successor, through a weak handle.
     ///         if cause == RemovalCause::Invalidated {
     ///             if let Some(memo) = weak.get().and_then(|w| w.upgrade()) {
-    ///                 memo.insert(*key, entry.value() + 1);
+    ///                 memo.insert(*key, entry.value() + 1).unwrap();
     ///             }
     ///         }
     ///     })
     ///     .build();
     /// me.set(memo.downgrade()).unwrap();
-    /// let first = memo.insert("conn", 1);
+    /// let first = memo.insert("conn", 1).unwrap();
     /// assert!(memo.invalidate("conn", first.epoch()));
     /// assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2), "the successor survives");
     /// ```
@@ -402,11 +414,11 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///     .on_removal_with_memo(|memo, key: &&str, entry, cause| {
     ///         // A "connection" closed: store its successor.
     ///         if cause == RemovalCause::Invalidated {
-    ///             memo.insert(*key, entry.value() + 1);
+    ///             memo.insert(*key, entry.value() + 1).unwrap();
     ///         }
     ///     })
     ///     .build();
-    /// let first = memo.insert("conn", 1);
+    /// let first = memo.insert("conn", 1).unwrap();
     /// assert!(memo.invalidate("conn", first.epoch()));
     /// assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2), "the successor survives");
     /// ```
@@ -501,8 +513,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             self.refresh_after.is_none() || self.refresh.is_some(),
             "async-memo: refresh_after_entry needs refresh_after (its spawner and retry interval)"
         );
-        let timer = (self.rules.any() || self.refresh.is_some())
-            .then(|| Timer::new(self.clock.unwrap_or_else(|| Box::new(SystemClock))));
+        let timer = (self.rules.any() || self.refresh.is_some()).then(|| Timer::new(self.clock));
         let settings = Settings {
             shards,
             capacity: self.capacity,

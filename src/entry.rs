@@ -15,7 +15,7 @@ use crate::Epoch;
 /// use async_memo::AsyncMemo;
 ///
 /// let memo = AsyncMemo::new();
-/// let entry = memo.insert("answer", 42);
+/// let entry = memo.insert("answer", 42).unwrap();
 /// assert_eq!(*entry.value(), 42);
 /// assert_eq!(memo.epoch("answer"), Some(entry.epoch()));
 /// let n: i32 = entry.into_value();
@@ -38,7 +38,7 @@ impl<V> Entry<V> {
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// assert_eq!(memo.insert(1, "one").value(), &"one");
+    /// assert_eq!(memo.insert(1, "one").unwrap().value(), &"one");
     /// ```
     pub fn value(&self) -> &V {
         &self.value
@@ -51,7 +51,7 @@ impl<V> Entry<V> {
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let entry = memo.insert(1, "one");
+    /// let entry = memo.insert(1, "one").unwrap();
     /// assert!(memo.invalidate(&1, entry.epoch()));
     /// ```
     pub fn epoch(&self) -> Epoch {
@@ -64,7 +64,7 @@ impl<V> Entry<V> {
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let s: String = memo.insert(1, "one".to_string()).into_value();
+    /// let s: String = memo.insert(1, "one".to_string()).unwrap().into_value();
     /// assert_eq!(s, "one");
     /// ```
     pub fn into_value(self) -> V {

@@ -28,8 +28,8 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 /// use async_memo::AsyncMemo;
 ///
 /// let memo = AsyncMemo::new();
-/// let first = memo.insert("config", 1);
-/// let second = memo.insert("config", 2);
+/// let first = memo.insert("config", 1).unwrap();
+/// let second = memo.insert("config", 2).unwrap();
 /// assert!(second.epoch() > first.epoch());
 /// // The stale epoch no longer matches anything: the newer entry survives.
 /// assert!(!memo.invalidate("config", first.epoch()));
@@ -52,7 +52,7 @@ impl Epoch {
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let entry = memo.insert(1u8, ());
+    /// let entry = memo.insert(1u8, ()).unwrap();
     /// assert!(entry.epoch().get() > 0);
     /// ```
     pub fn get(self) -> u64 {

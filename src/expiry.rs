@@ -73,6 +73,8 @@ impl Expiry {
     }
 
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
+        // A reading never reaches `NEVER` (clock.rs, invariant 1): no deadline is never due.
+        debug_assert!(at.now <= Tick::LATEST);
         at.now >= self.expires_at(at.time_to_idle)
     }
 

@@ -71,8 +71,8 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert("a", 1);
-    /// memo.insert("b", 2);
+    /// memo.insert("a", 1).unwrap();
+    /// memo.insert("b", 2).unwrap();
     /// let mut seen: Vec<_> = memo.iter().map(|(k, e)| (k, *e.value())).collect();
     /// seen.sort();
     /// assert_eq!(seen, [("a", 1), ("b", 2)]);
@@ -101,9 +101,9 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert(("tenant-a", 1), "x");
-    /// memo.insert(("tenant-a", 2), "y");
-    /// memo.insert(("tenant-b", 1), "z");
+    /// memo.insert(("tenant-a", 1), "x").unwrap();
+    /// memo.insert(("tenant-a", 2), "y").unwrap();
+    /// memo.insert(("tenant-b", 1), "z").unwrap();
     /// // A permission change: drop everything of tenant-a.
     /// let removed = memo.invalidate_if(|(tenant, _), _| *tenant == "tenant-a");
     /// assert_eq!((removed, memo.len()), (2, 1));

@@ -28,7 +28,7 @@
 //! let conn = connections.get_or_init("db", || async { "connection #1".to_string() }).await;
 //!
 //! // Meanwhile a close handler replaced the connection...
-//! let replacement = connections.insert("db", "connection #2".to_string());
+//! let replacement = connections.insert("db", "connection #2".to_string()).unwrap();
 //!
 //! // ...so our late, compare-and-delete removal leaves the replacement alone.
 //! assert!(!connections.invalidate("db", conn.epoch()));
@@ -103,13 +103,26 @@
 //!     [`RemovalCause`], after every lock is released, on the thread of the operation that
 //!     removed it. The listener may call the memo (through a [`WeakMemo`]).
 //!
-//! 13. **Refresh serves while it recomputes.** While a [`refresh`](AsyncMemo::refresh) of the
+//! 13. **Time never wraps or goes back.** Expiry reads the [`Clock`] as nanoseconds since the
+//!     memo was built, and every sum (a time to live, a time to idle, an `expire_after`
+//!     duration, `Duration::MAX` included) saturates: a deadline past about 584 years is
+//!     "never", and no reading ever equals "never", so an entry without a deadline never
+//!     expires. The memo keeps the latest reading it has seen: a clock that goes backwards
+//!     (moka #52, #472) makes time stand still until it catches up, and never revives an
+//!     expired entry. [`ManualClock`] saturates instead of wrapping.
+//! 14. **Admission does not depend on the shard count.** In a bounded memo, an entry whose
+//!     weight is at most [`max_capacity`](MemoBuilder::max_capacity) is stored whatever the
+//!     shard count (its shard borrows capacity from the others), and the total weight never
+//!     exceeds the bound. A heavier entry is never stored: [`insert`](AsyncMemo::insert) says so
+//!     by returning [`Refused`], and a flight's callers still receive it (the key is then left
+//!     empty). Weight 0 is stored at any capacity, 0 included.
+//! 15. **Refresh serves while it recomputes.** While a [`refresh`](AsyncMemo::refresh) of the
 //!     ready entry `E` (epoch `e`) is in flight, [`get`](AsyncMemo::get), `get_or_init` and
 //!     friends return `E` at once — no waiting, no second computation — and `epoch(k)` reports
 //!     `e`. Concurrent `refresh`, [`try_refresh`](AsyncMemo::try_refresh) and
 //!     [`refresh_if`](AsyncMemo::refresh_if) calls of one key share one refresh flight (one
 //!     `init`). A refresh in flight is not an entry: it is not counted, weighed or evicted.
-//! 14. **A refresh commits only onto the entry it refreshes.** Its flight has its own epoch
+//! 16. **A refresh commits only onto the entry it refreshes.** Its flight has its own epoch
 //!     `e' > e`. It commits only if the key still holds `E`; then `E` is reported as
 //!     [`Replaced`](RemovalCause::Replaced) (with epoch `e`) and the new entry has epoch `e'`.
 //!     If `E` was invalidated, removed, replaced, expired or evicted meanwhile, or
@@ -118,18 +131,18 @@
 //!     its refresh; `invalidate(k, e')` detaches only the refresh (`E` stays);
 //!     [`remove`](AsyncMemo::remove), [`insert`](AsyncMemo::insert) and
 //!     [`replace`](AsyncMemo::replace) detach it too.
-//! 15. **A failed refresh changes nothing.** An error or panic in a refresh leaves `E` in place
+//! 17. **A failed refresh changes nothing.** An error or panic in a refresh leaves `E` in place
 //!     and served; an error goes to the refresh's callers as one shared `Arc<E>`, a panic as 7
 //!     says; the next refresh starts anew. Cancellation is as 6 says: when the last caller of a
 //!     refresh is dropped its future is dropped, and `E` is untouched.
-//! 16. **Time.** An entry past its time to live or idle is never served, refresh or not, and its
+//! 18. **Time.** An entry past its time to live or idle is never served, refresh or not, and its
 //!     expiry detaches its refresh: a read after `E` expired starts a new flight and never joins
 //!     `E`'s refresh (Guava joins, and hangs on a stuck reload). A refreshed entry's time to live
 //!     and idle start at its commit; a refresh is not a read of `E`.
-//! 17. **Compare-and-swap.** [`replace(k, e, v)`](AsyncMemo::replace) stores `v` only if `k`
+//! 19. **Compare-and-swap.** [`replace(k, e, v)`](AsyncMemo::replace) stores `v` only if `k`
 //!     holds `e` (a ready entry, or a flight, which is detached), atomically against every
 //!     other operation on `k`; otherwise it changes nothing and returns the current epoch.
-//! 18. **Automatic refresh.** With [`refresh_after`](MemoBuilder::refresh_after), a
+//! 20. **Automatic refresh.** With [`refresh_after`](MemoBuilder::refresh_after), a
 //!     `get_or_init`-family read that finds an entry due returns it at once and starts at most
 //!     one refresh with its own `init`, handed to the user's spawner; a failed or panicked
 //!     automatic refresh makes the next automatic attempt for that entry wait the interval
@@ -252,7 +265,7 @@
 //!
 //! # futures::executor::block_on(async {
 //! let tools: AsyncMemo<&str, Vec<&str>> = AsyncMemo::new();
-//! tools.insert("server", vec!["search"]);
+//! tools.insert("server", vec!["search"]).unwrap();
 //! // On a "list changed" notification:
 //! if let Some(in_flight) = tools.refreshing("server") {
 //!     tools.invalidate("server", in_flight); // detaches only the refresh
@@ -325,6 +338,7 @@
 )]
 #![doc(test(attr(deny(warnings))))]
 
+mod budget;
 mod builder;
 mod call;
 mod clock;
@@ -338,6 +352,7 @@ mod memo;
 mod policy;
 mod refresh;
 mod refresher;
+mod refused;
 mod removal;
 mod shard;
 mod stats;
@@ -353,6 +368,7 @@ pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
 pub use crate::inspect::Iter;
 pub use crate::memo::AsyncMemo;
+pub use crate::refused::Refused;
 pub use crate::removal::RemovalCause;
 pub use crate::stats::Stats;
 pub use crate::weak::WeakMemo;

@@ -14,7 +14,7 @@ use crate::removal::Removals;
 use crate::shard::Want;
 use crate::stats::Stats;
 use crate::table::Table;
-use crate::{Entry, Epoch, MemoBuilder, RemovalCause, WeakMemo};
+use crate::{Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
 
 /// An async memo: runs an async computation once per key, shares it with every concurrent
 /// caller, and keeps the result until it is invalidated, removed or replaced.
@@ -394,7 +394,7 @@ where
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
     /// assert!(memo.get(&1).is_none());
-    /// memo.insert(1, "one");
+    /// memo.insert(1, "one").unwrap();
     /// assert_eq!(memo.get(&1).map(|e| *e.value()), Some("one"));
     /// ```
     pub fn get<Q>(&self, key: &Q) -> Option<Entry<V>>
@@ -415,9 +415,9 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let entry = memo.insert("k", 1);
+    /// let entry = memo.insert("k", 1).unwrap();
     /// assert_eq!(memo.epoch("k"), Some(entry.epoch()));
-    /// memo.insert("k", 2);
+    /// memo.insert("k", 2).unwrap();
     /// assert_ne!(memo.epoch("k"), Some(entry.epoch()), "replaced");
     /// ```
     pub fn epoch<Q>(&self, key: &Q) -> Option<Epoch>
@@ -431,18 +431,65 @@ where
     /// Stores `value` under `key` with a fresh epoch, replacing what the key held. A flight in
     /// progress is detached: its callers still receive its value, which is never committed.
     ///
+    /// # Errors
+    ///
+    /// [`Refused`] if the value's weight is above [`max_capacity`](Self::max_capacity) (any
+    /// value at capacity 0, unless its weight is 0): it can never be stored. It still replaced
+    /// what the key held and was reported to the removal listener as evicted; the key is empty
+    /// and the value comes back in the error. Any value within `max_capacity` is stored,
+    /// whatever the shard count, evicting others as needed.
+    ///
     /// # Examples
     ///
     /// ```
+    /// # fn main() -> Result<(), async_memo::Refused<i32>> {
     /// let memo = async_memo::AsyncMemo::new();
-    /// let entry = memo.insert("k", 1);
+    /// let entry = memo.insert("k", 1)?;
     /// assert_eq!(*entry.value(), 1);
     /// assert_eq!(memo.get("k").map(|e| e.epoch()), Some(entry.epoch()));
+    /// # Ok(())
+    /// # }
     /// ```
-    pub fn insert(&self, key: K, value: V) -> Entry<V> {
+    pub fn insert(&self, key: K, value: V) -> Result<Entry<V>, Refused<V>> {
         let returned = value.clone();
-        let epoch = self.table.insert(key, value);
-        Entry::new(returned, epoch)
+        match self.table.insert(key, value) {
+            Ok(epoch) => Ok(Entry::new(returned, epoch)),
+            Err(refusal) => Err(Refused::new(
+                Entry::new(returned, refusal.epoch),
+                refusal.weight,
+                refusal.max_capacity,
+            )),
+        }
+    }
+
+    /// The bound on the total weight of ready entries (on their number without a weigher), or
+    /// `None` if the memo is unbounded.
+    ///
+    /// The rule every store follows: a value whose weight is at most `max_capacity` is stored
+    /// (evicting others as needed, whatever the shard count); a heavier one never is.
+    /// [`insert`](Self::insert) says so in its result. A flight's value that is too heavy still
+    /// goes to every caller of the flight, and the key is left empty ([`epoch`](Self::epoch)
+    /// returns `None`): compare the weight with this bound, or `epoch(k)` with the entry's, to
+    /// tell. An entry of weight 0 counts for nothing against the bound: it is stored at any
+    /// capacity, 0 included, and never makes room by evicting (the policy may still evict it
+    /// when making room for others).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let memo: async_memo::AsyncMemo<&str, Vec<u8>> = async_memo::AsyncMemo::builder()
+    ///     .max_capacity(1_000)
+    ///     .weigher(|_, v: &Vec<u8>| v.len() as u32)
+    ///     .build();
+    /// assert_eq!(memo.max_capacity(), Some(1_000));
+    /// let big = memo.get_or_init("big", || async { vec![0; 2_000] }).await;
+    /// assert_eq!(big.value().len(), 2_000, "the callers receive it...");
+    /// assert_eq!(memo.epoch("big"), None, "...but it is not stored");
+    /// # });
+    /// ```
+    pub fn max_capacity(&self) -> Option<u64> {
+        self.table.max_capacity()
     }
 
     /// Compare-and-delete: removes the ready entry of `key`, or detaches its flight, only if its
@@ -453,8 +500,8 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let old = memo.insert("conn", "A");
-    /// let new = memo.insert("conn", "B"); // e.g. a close handler reconnected
+    /// let old = memo.insert("conn", "A").unwrap();
+    /// let new = memo.insert("conn", "B").unwrap(); // e.g. a close handler reconnected
     /// assert!(!memo.invalidate("conn", old.epoch()), "B is not the entry we saw");
     /// assert!(memo.invalidate("conn", new.epoch()));
     /// ```
@@ -493,7 +540,7 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert(1, "one");
+    /// memo.insert(1, "one").unwrap();
     /// assert_eq!(memo.remove(&1).map(|e| e.into_value()), Some("one"));
     /// assert!(memo.remove(&1).is_none());
     /// ```
@@ -549,8 +596,8 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert(1, 1);
-    /// memo.insert(2, 2);
+    /// memo.insert(1, 1).unwrap();
+    /// memo.insert(2, 2).unwrap();
     /// memo.invalidate_all();
     /// assert!(memo.is_empty());
     /// ```
@@ -571,7 +618,7 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert("a", 1);
+    /// memo.insert("a", 1).unwrap();
     /// assert_eq!(memo.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
@@ -596,7 +643,7 @@ where
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert(1, "one");
+    /// memo.insert(1, "one").unwrap();
     /// memo.get(&1);
     /// memo.get(&2);
     /// let stats = memo.stats();
@@ -630,7 +677,7 @@ where
     ///     .time_to_live(Duration::from_secs(1))
     ///     .clock(clock.clone())
     ///     .build();
-    /// memo.insert(1, 1);
+    /// memo.insert(1, 1).unwrap();
     /// clock.advance(Duration::from_secs(1));
     /// assert_eq!(memo.len(), 1, "expired, but not purged yet");
     /// memo.purge_expired();

@@ -13,14 +13,20 @@
 //! 1. Every resident entry has exactly one token in the queue its `Residency::queue` names; a
 //!    token whose entry is gone (removed, replaced, expired) is stale and skipped when met.
 //! 2. `small.weight + main.weight` is the total weight of resident entries, so after
-//!    `make_room` it is at most `capacity`.
+//!    `make_room` it is at most `limit`: the shard's share of the memo's capacity, plus what it
+//!    borrowed for an entry heavier than that share, minus what it lent (see `budget.rs`).
 //! 3. Queues hold at most `2 * residents + SLACK` tokens: `compact` drops stale ones beyond that.
+//! 4. `make_room` never evicts the entry that just arrived: an entry that fits the limit is
+//!    admitted whatever the queues hold (with a tenth of the capacity for the small queue, an
+//!    entry heavier than that would otherwise be the small queue's only, and first, victim).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::Epoch;
+use crate::budget::Budget;
 use crate::sync::{AtomicU8, Ordering::Relaxed};
 
 /// The most a read can raise an entry's frequency to.
@@ -111,8 +117,11 @@ impl Ghost {
 }
 
 pub(crate) struct Policy {
-    capacity: u64,
-    small_target: u64,
+    /// The resident weight this shard may hold now (invariant 2).
+    limit: u64,
+    /// The shard's exact share of the memo's capacity, which `limit` returns to.
+    share: u64,
+    budget: Arc<Budget>,
     small: Fifo,
     main: Fifo,
     ghost: Ghost,
@@ -120,10 +129,11 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(capacity: u64) -> Self {
+    pub(crate) fn new(share: u64, budget: Arc<Budget>) -> Self {
         Policy {
-            capacity,
-            small_target: (capacity / 10).max(1),
+            limit: share,
+            share,
+            budget,
             small: Fifo::default(),
             main: Fifo::default(),
             ghost: Ghost::default(),
@@ -131,10 +141,63 @@ impl Policy {
         }
     }
 
+    fn weight(&self) -> u64 {
+        self.small.weight + self.main.weight
+    }
+
+    /// How much more limit an entry of `weight` needs in this shard, after taking what it can
+    /// from the spare capacity. Zero: it fits (once the others are evicted).
+    pub(crate) fn missing(&mut self, weight: u32) -> u64 {
+        let weight = u64::from(weight);
+        if weight > self.limit {
+            let want = weight.max(self.share) - self.limit;
+            self.limit += self.budget.take_spare(want);
+        }
+        weight.saturating_sub(self.limit)
+    }
+
+    /// Adds capacity gathered for this shard by `budget::reserve`.
+    pub(crate) fn grant(&mut self, amount: u64) {
+        self.limit += amount;
+    }
+
+    /// Gives up to `want` of this shard's limit to `budget::reserve`: only the part its residents
+    /// do not use unless `evicting`, else evicting to stay within what is left. Returns what it
+    /// gave.
+    pub(crate) fn lend(
+        &mut self,
+        want: u64,
+        evicting: bool,
+        residents: &mut impl Residents,
+    ) -> u64 {
+        let free = if evicting {
+            self.limit
+        } else {
+            self.limit.saturating_sub(self.weight())
+        };
+        let lent = want.min(free);
+        self.limit -= lent;
+        self.evict_to_limit(None, residents);
+        self.compact(residents);
+        lent
+    }
+
+    /// Gives back to the spare the limit above the share that the resident weight does not use
+    /// (budget.rs, invariant 2).
+    fn give_back(&mut self) {
+        if self.limit > self.share {
+            let keep = self.weight().max(self.share);
+            if self.limit > keep {
+                self.budget.give_spare(self.limit - keep);
+                self.limit = keep;
+            }
+        }
+    }
+
     /// A new entry arrives. Returns its residency, or `None` if it can never fit (its weight
-    /// exceeds the capacity): then it is turned away, which counts as evicted.
+    /// exceeds the memo's whole capacity): then it is turned away (refused).
     pub(crate) fn admit(&mut self, token: Token, weight: u32) -> Option<Residency> {
-        if u64::from(weight) > self.capacity {
+        if u64::from(weight) > self.budget.total() {
             return None;
         }
         let queue = if self.ghost.contains(token.hash) {
@@ -159,6 +222,7 @@ impl Policy {
         let fifo = self.fifo(residency.queue);
         fifo.weight -= u64::from(residency.weight);
         self.residents -= 1;
+        self.give_back();
     }
 
     /// Forgets everything (the shard was cleared).
@@ -166,6 +230,7 @@ impl Policy {
         self.small = Fifo::default();
         self.main = Fifo::default();
         self.residents = 0;
+        self.give_back();
     }
 
     fn fifo(&mut self, queue: Queue) -> &mut Fifo {
@@ -175,26 +240,45 @@ impl Policy {
         }
     }
 
-    /// Evicts until the resident weight is within the capacity (invariant 2).
-    pub(crate) fn make_room(&mut self, residents: &mut impl Residents) {
-        while self.small.weight + self.main.weight > self.capacity {
+    /// After `arriving` was admitted: evicts others until the resident weight is within the
+    /// limit (invariants 2 and 4), taking spare capacity first if the shard is below its share.
+    pub(crate) fn make_room(&mut self, arriving: Token, residents: &mut impl Residents) {
+        if self.weight() > self.limit && self.limit < self.share {
+            self.limit += self.budget.take_spare(self.share - self.limit);
+        }
+        self.evict_to_limit(Some(arriving), residents);
+        self.give_back();
+        self.compact(residents);
+    }
+
+    fn evict_to_limit(&mut self, arriving: Option<Token>, residents: &mut impl Residents) {
+        let small_target = (self.limit / 10).max(1);
+        while self.weight() > self.limit {
             // As in the paper: evict from small once it holds its tenth (`>=`, not `>`: with a
             // tiny capacity, `>` would evict from main the entry the ghost just sent there).
-            let evicted = if self.small.weight >= self.small_target || self.main.tokens.is_empty() {
-                self.evict_small(residents)
+            let evicted = if self.small.weight >= small_target || self.main.tokens.is_empty() {
+                self.evict_small(arriving, residents)
             } else {
-                self.evict_main(residents)
+                self.evict_main(arriving, residents) || self.evict_small(arriving, residents)
             };
             if !evicted {
                 debug_assert!(false, "invariant 2: weight without a resident to evict");
                 break;
             }
         }
-        self.compact(residents);
     }
 
-    fn evict_small(&mut self, residents: &mut impl Residents) -> bool {
+    fn evict_small(&mut self, arriving: Option<Token>, residents: &mut impl Residents) -> bool {
         while let Some(token) = self.small.tokens.pop_front() {
+            if Some(token) == arriving {
+                // Invariant 4: the new entry goes to the back; alone there, small has nothing
+                // else to evict.
+                self.small.tokens.push_back(token);
+                if self.small.tokens.len() == 1 {
+                    break;
+                }
+                continue;
+            }
             let Some(residency) = residents.residency(token) else {
                 continue; // stale
             };
@@ -205,7 +289,7 @@ impl Policy {
                 residency.queue = Queue::Main;
                 self.main.tokens.push_back(token);
                 self.main.weight += weight;
-                if self.small.weight + self.main.weight <= self.capacity {
+                if self.weight() <= self.limit {
                     return true;
                 }
             } else {
@@ -217,11 +301,19 @@ impl Policy {
             }
         }
         // Everything in small was promoted; make room in main instead.
-        self.evict_main(residents)
+        self.evict_main(arriving, residents)
     }
 
-    fn evict_main(&mut self, residents: &mut impl Residents) -> bool {
+    fn evict_main(&mut self, arriving: Option<Token>, residents: &mut impl Residents) -> bool {
         while let Some(token) = self.main.tokens.pop_front() {
+            if Some(token) == arriving {
+                // Invariant 4 (an entry back from the ghost arrives in main).
+                self.main.tokens.push_back(token);
+                if self.main.tokens.len() == 1 {
+                    return false;
+                }
+                continue;
+            }
             let Some(residency) = residents.residency(token) else {
                 continue; // stale
             };
@@ -287,6 +379,11 @@ mod tests {
         }
     }
 
+    /// A policy alone with the whole capacity, as in a one-shard memo.
+    fn solo(capacity: u64) -> Policy {
+        Policy::new(capacity, Arc::new(Budget::new(capacity)))
+    }
+
     fn insert(policy: &mut Policy, toy: &mut Toy, hash: u64) {
         let token = Token {
             hash,
@@ -294,12 +391,12 @@ mod tests {
         };
         let residency = policy.admit(token, 1).expect("fits");
         toy.live.insert(hash, (token.epoch, residency));
-        policy.make_room(toy);
+        policy.make_room(token, toy);
     }
 
     #[test]
     fn bound_holds_and_frequent_entries_survive_a_scan() {
-        let mut policy = Policy::new(10);
+        let mut policy = solo(10);
         let mut toy = Toy::default();
         for hash in 0..5 {
             insert(&mut policy, &mut toy, hash);
@@ -321,7 +418,7 @@ mod tests {
 
     #[test]
     fn stale_tokens_are_skipped_and_compacted() {
-        let mut policy = Policy::new(4);
+        let mut policy = solo(4);
         let mut toy = Toy::default();
         for round in 0..1000u64 {
             insert(&mut policy, &mut toy, round % 3);
@@ -335,7 +432,7 @@ mod tests {
 
     #[test]
     fn a_key_back_from_the_ghost_is_not_evicted_by_its_own_return() {
-        let mut policy = Policy::new(1);
+        let mut policy = solo(1);
         let mut toy = Toy::default();
         insert(&mut policy, &mut toy, 1);
         insert(&mut policy, &mut toy, 2); // evicts 1 into the ghost
@@ -345,11 +442,35 @@ mod tests {
 
     #[test]
     fn an_entry_heavier_than_the_capacity_is_turned_away() {
-        let mut policy = Policy::new(4);
+        let mut policy = solo(4);
         let token = Token {
             hash: 1,
             epoch: Epoch::next(),
         };
         assert!(policy.admit(token, 5).is_none());
+    }
+
+    #[test]
+    fn an_entry_heavier_than_a_tenth_is_not_evicted_by_its_own_arrival() {
+        let mut policy = solo(10);
+        let mut toy = Toy::default();
+        for hash in 0..10 {
+            insert(&mut policy, &mut toy, hash);
+            toy.live[&hash].1.touch();
+            toy.live[&hash].1.touch();
+        }
+        insert(&mut policy, &mut toy, 100); // cycle the readers into main
+        let token = Token {
+            hash: 200,
+            epoch: Epoch::next(),
+        };
+        let residency = policy.admit(token, 6).expect("fits");
+        toy.live.insert(200, (token.epoch, residency));
+        policy.make_room(token, &mut toy);
+        assert!(
+            toy.live.contains_key(&200),
+            "the arriving entry was its own victim"
+        );
+        assert!(policy.weight() <= 10);
     }
 }

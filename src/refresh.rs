@@ -28,13 +28,16 @@ where
     ///
     /// `Err(Some(current))` if the key holds another epoch (the epoch of a refresh in flight is
     /// not what the key holds: its entry's is), `Err(None)` if it holds nothing (an expired
-    /// entry counts as nothing, and is purged). Nothing changed; `value` is dropped.
+    /// entry counts as nothing, and is purged). Nothing changed; `value` is dropped. A value
+    /// heavier than [`max_capacity`](Self::max_capacity) is refused the same way, whatever the
+    /// key holds (compare its weight with the bound to tell): a swap that does not store
+    /// changes nothing.
     ///
     /// # Examples
     ///
     /// ```
     /// let memo = async_memo::AsyncMemo::new();
-    /// let seen = memo.insert("config", 1);
+    /// let seen = memo.insert("config", 1).unwrap();
     /// let swapped = memo.replace("config", seen.epoch(), 2).expect("we saw the current one");
     /// // A second writer that saw the same generation loses, and learns the current epoch.
     /// assert_eq!(memo.replace("config", seen.epoch(), 3).unwrap_err(), Some(swapped.epoch()));
@@ -102,7 +105,7 @@ where
     /// ```
     /// # futures::executor::block_on(async {
     /// let memo: async_memo::AsyncMemo<String, u8> = async_memo::AsyncMemo::new();
-    /// memo.insert("k".to_string(), 1);
+    /// memo.insert("k".to_string(), 1).unwrap();
     /// assert_eq!(*memo.refresh_by_ref("k", || async { 2 }).await.value(), 2);
     /// # });
     /// ```
@@ -142,7 +145,7 @@ where
     /// ```
     /// # futures::executor::block_on(async {
     /// let memo = async_memo::AsyncMemo::new();
-    /// memo.insert("port", 80u16);
+    /// memo.insert("port", 80u16).unwrap();
     /// let failed = memo.try_refresh("port", || async { "x".parse::<u16>() }).await;
     /// assert!(failed.is_err());
     /// assert_eq!(memo.get("port").map(|e| *e.value()), Some(80), "the entry stays");
@@ -223,7 +226,7 @@ where
     /// ```
     /// # futures::executor::block_on(async {
     /// let keys = async_memo::AsyncMemo::new();
-    /// let seen = keys.insert("jwks", vec!["key-1"]);
+    /// let seen = keys.insert("jwks", vec!["key-1"]).unwrap();
     /// // A token names an unknown key id: refetch the key set, once, for the set we saw.
     /// let fresh = keys
     ///     .refresh_if("jwks", seen.epoch(), |old| async move {
@@ -269,7 +272,7 @@ where
     /// ```
     /// # futures::executor::block_on(async {
     /// let memo: async_memo::AsyncMemo<String, u8> = async_memo::AsyncMemo::new();
-    /// let seen = memo.insert("k".to_string(), 1);
+    /// let seen = memo.insert("k".to_string(), 1).unwrap();
     /// let next = memo.refresh_if_by_ref("k", seen.epoch(), |e| async move { e.value() + 1 });
     /// assert_eq!(next.await.map(|e| *e.value()), Some(2));
     /// # });
@@ -304,7 +307,7 @@ where
     /// use futures::FutureExt;
     ///
     /// let memo = async_memo::AsyncMemo::new();
-    /// let entry = memo.insert("k", 1);
+    /// let entry = memo.insert("k", 1).unwrap();
     /// let mut refresh = Box::pin(memo.refresh("k", || futures::future::pending()));
     /// assert!((&mut refresh).now_or_never().is_none(), "in flight");
     /// let refreshing = memo.refreshing("k").expect("a refresh is in flight");

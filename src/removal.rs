@@ -27,8 +27,8 @@ use crate::stats::Counters;
 ///         log.lock().unwrap().push((*key, *entry.value(), cause));
 ///     })
 ///     .build();
-/// let first = memo.insert("k", 1);
-/// memo.insert("k", 2);
+/// let first = memo.insert("k", 1).unwrap();
+/// memo.insert("k", 2).unwrap();
 /// assert!(!memo.invalidate("k", first.epoch()), "stale: no removal");
 /// memo.remove("k");
 /// assert_eq!(

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
+use crate::budget::Budget;
 use crate::clock::Tick;
 use crate::expiry::{Deadlines, Expiry, Moment};
 use crate::flight::Flight;
@@ -120,13 +121,14 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(capacity: Option<u64>, expires: bool) -> Self {
+    /// A shard with `share` of the memo's `budget` if it is bounded.
+    pub(crate) fn new(capacity: Option<(u64, Arc<Budget>)>, expires: bool) -> Self {
         Shard {
             map: RwLock::new(ShardMap {
                 table: HashTable::new(),
                 refreshes: Refreshes::new(),
                 ready: 0,
-                policy: capacity.map(Policy::new),
+                policy: capacity.map(|(share, budget)| Policy::new(share, budget)),
                 deadlines: expires.then(Deadlines::default),
             }),
             hits: AtomicU64::new(0),
@@ -463,12 +465,15 @@ where
             deadlines.push(ready.expiry.expires_at(at.time_to_idle), token);
         }
         if let Some(policy) = &mut self.policy {
-            policy.make_room(&mut Table {
-                table: &mut self.table,
-                refreshes: &mut self.refreshes,
-                ready: &mut self.ready,
-                out,
-            });
+            policy.make_room(
+                token,
+                &mut Table {
+                    table: &mut self.table,
+                    refreshes: &mut self.refreshes,
+                    ready: &mut self.ready,
+                    out,
+                },
+            );
         }
     }
 
@@ -663,5 +668,43 @@ fn arrive<V>(
         entry: arrival.entry,
         residency,
         refresh_at: arrival.refresh_at,
+    }
+}
+
+/// Capacity sharing between shards (budget.rs): what an entry heavier than this shard's limit
+/// needs, and the shard's side of `budget::reserve`.
+impl<K, V> ShardMap<K, V> {
+    /// How much more capacity this shard needs to admit an entry of `weight` (zero if it fits,
+    /// or if the shard is unbounded), after taking what it can from the spare.
+    pub(crate) fn missing(&mut self, weight: u32) -> u64 {
+        self.policy
+            .as_mut()
+            .map_or(0, |policy| policy.missing(weight))
+    }
+
+    /// Adds capacity `budget::reserve` gathered for this shard.
+    pub(crate) fn grant(&mut self, amount: u64) {
+        if let Some(policy) = &mut self.policy {
+            policy.grant(amount);
+        }
+    }
+
+    /// Lends up to `want` of this shard's capacity to `budget::reserve`: only what its residents
+    /// do not use, unless `evicting` (into `out`) to stay within what is left. Returns what it
+    /// lent.
+    pub(crate) fn lend(&mut self, want: u64, evicting: bool, out: &mut Removals<K, V>) -> u64 {
+        let Some(policy) = &mut self.policy else {
+            return 0;
+        };
+        policy.lend(
+            want,
+            evicting,
+            &mut Table {
+                table: &mut self.table,
+                refreshes: &mut self.refreshes,
+                ready: &mut self.ready,
+                out,
+            },
+        )
     }
 }

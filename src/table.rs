@@ -12,12 +12,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::budget::{self, Budget};
 use crate::clock::{Tick, Timer};
 use crate::expiry::{ExpiryRules, Moment};
 use crate::flight::Flight;
 use crate::flight::Leave;
 use crate::removal::{Listener, Removals};
-use crate::shard::{Arrival, Claim, Found, Shard, Want};
+use crate::shard::{Arrival, Claim, Found, Shard, ShardMap, Want};
 use crate::stats::{Counters, bump};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
@@ -122,7 +123,17 @@ pub(crate) struct Table<K, V, S> {
     timer: Option<Timer>,
     listener: Option<Listener<K, V>>,
     refresh: Option<RefreshRule<K, V, S>>,
+    /// The capacity of a bounded memo, shared by its shards.
+    budget: Option<Arc<Budget>>,
     pub(crate) counters: Counters,
+}
+
+/// An `insert` the memo turned away: the epoch its entry was given, and why.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Refusal {
+    pub(crate) epoch: Epoch,
+    pub(crate) weight: u32,
+    pub(crate) max_capacity: u64,
 }
 
 /// What a caller of `get_or_init` found under its key.
@@ -140,8 +151,12 @@ impl<K, V, S> Table<K, V, S> {
             })
         };
         let expires = settings.rules.any();
+        let budget = settings.capacity.map(|cap| Arc::new(Budget::new(cap)));
+        let bounded = |i: usize| share(i).zip(budget.clone());
         Table {
-            shards: (0..shards).map(|i| Shard::new(share(i), expires)).collect(),
+            shards: (0..shards)
+                .map(|i| Shard::new(bounded(i), expires))
+                .collect(),
             hasher,
             mask: shards - 1,
             measure: Measure {
@@ -153,6 +168,7 @@ impl<K, V, S> Table<K, V, S> {
             timer: settings.timer,
             listener: settings.listener,
             refresh: settings.refresh,
+            budget,
             counters: Counters::default(),
         }
     }
@@ -210,9 +226,42 @@ where
     }
 
     pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    fn shard_index(&self, hash: u64) -> usize {
         // The middle bits: hashbrown takes its bucket index from the low bits and its tag from
         // the top seven, so picking the shard with either would crowd keys within a shard.
-        &self.shards[(hash >> 32) as usize & self.mask]
+        (hash >> 32) as usize & self.mask
+    }
+
+    /// The bound on the total weight (`max_capacity`), if the memo is bounded.
+    pub(crate) fn max_capacity(&self) -> Option<u64> {
+        self.budget.as_ref().map(|budget| budget.total())
+    }
+
+    /// Runs `store` under the write lock of `hash`'s shard, once that shard has room for an entry
+    /// of `weight`: if its limit is below that weight, capacity is first gathered from the other
+    /// shards (`budget::reserve`), so that admission never depends on the shard count. An entry
+    /// heavier than the whole capacity is stored and turned away at once, like before.
+    fn store<R>(
+        &self,
+        hash: u64,
+        weight: u32,
+        out: &mut Removals<K, V>,
+        store: impl FnOnce(&mut ShardMap<K, V>, &mut Removals<K, V>) -> R,
+    ) -> R {
+        let index = self.shard_index(hash);
+        let Some(budget) = &self.budget else {
+            return store(&mut self.shards[index].map.write(), out);
+        };
+        {
+            let mut map = self.shards[index].map.write();
+            if u64::from(weight) > budget.total() || map.missing(weight) == 0 {
+                return store(&mut map, out);
+            }
+        }
+        budget::reserve(budget, &self.shards, index, weight, out, store)
     }
 
     /// The ready entry of `key`, for `get`. An expired entry found here is purged and reported.
@@ -367,24 +416,32 @@ where
         (claim, out)
     }
 
-    /// Stores a value under `key` with a fresh epoch (`insert`); returns that epoch.
-    pub(crate) fn insert(&self, key: K, value: V) -> Epoch {
+    /// Stores a value under `key` with a fresh epoch (`insert`); returns that epoch, or the
+    /// refusal if the value is heavier than the whole capacity (then it replaced what the key
+    /// held, and was turned away at once).
+    pub(crate) fn insert(&self, key: K, value: V) -> Result<Epoch, Refusal> {
         let admission = self.measure.measure(Some(&key), &value);
         let at = self.moment();
         let hash = self.hash(&key);
         let mut out = Removals::new();
-        let (epoch, detached) = {
-            let mut map = self.shard(hash).map.write();
+        let (epoch, detached) = self.store(hash, admission.weight, &mut out, |map, out| {
             // Drawn under the write lock, so a key's successive slots have rising epochs.
             let epoch = Epoch::next();
             let arrival = self.arrival(Entry::new(value, epoch), admission, at);
-            let detached = map.insert(hash, key, arrival, at, &mut out);
-            map.purge(at, PURGE_BUDGET, &mut out);
+            let detached = map.insert(hash, key, arrival, at, out);
+            map.purge(at, PURGE_BUDGET, out);
             (epoch, detached)
-        };
+        });
         drop(detached);
         self.report(out);
-        epoch
+        match self.max_capacity() {
+            Some(max_capacity) if u64::from(admission.weight) > max_capacity => Err(Refusal {
+                epoch,
+                weight: admission.weight,
+                max_capacity,
+            }),
+            _ => Ok(epoch),
+        }
     }
 
     fn arrival(&self, entry: Entry<V>, admission: Admission, at: Moment) -> Arrival<V> {
@@ -435,23 +492,22 @@ where
         let at = self.moment();
         let hash = self.hash(key);
         let mut out = Removals::new();
-        let committed = {
-            let mut map = self.shard(hash).map.write();
+        let committed = self.store(hash, admission.weight, &mut out, |map, out| {
             let arrival = self.arrival(entry, admission, at);
-            // What a detached flight hands back (its entry, a key copy) is dropped after
-            // unlocking: `Drop` of `K` and `V` is user code.
+            // What a detached flight hands back (its entry, a key copy) is returned, to be
+            // dropped after unlocking: `Drop` of `K` and `V` is user code.
             let committed = match owned {
                 Some(owned) => map
-                    .commit_refresh(hash, owned, flight, arrival, at, &mut out)
+                    .commit_refresh(hash, owned, flight, arrival, at, out)
                     .map_err(|(entry, key)| (entry, Some(key))),
                 None => map
-                    .commit(hash, key, flight, arrival, at, &mut out)
+                    .commit(hash, key, flight, arrival, at, out)
                     .map(drop)
                     .map_err(|entry| (entry, None)),
             };
-            map.purge(at, PURGE_BUDGET, &mut out);
+            map.purge(at, PURGE_BUDGET, out);
             committed
-        };
+        });
         let refresh = flight.refreshes().is_some();
         match committed {
             Ok(()) => {
@@ -555,23 +611,30 @@ where
         value: V,
     ) -> Result<Epoch, Option<Epoch>> {
         let admission = self.measure.measure(Some(&key), &value);
+        if self
+            .max_capacity()
+            .is_some_and(|max| u64::from(admission.weight) > max)
+        {
+            // Refused: a swap must change nothing when it does not store (semantics 19).
+            return Err(self.epoch(&key));
+        }
         let at = self.moment();
         let hash = self.hash(&key);
         let mut out = Removals::new();
-        let (result, detached) = {
-            let mut map = self.shard(hash).map.write();
+        let (result, handed_back) = self.store(hash, admission.weight, &mut out, |map, out| {
             // Drawn under the write lock, so a key's successive slots have rising epochs (one
             // is spent when the swap fails: epochs only need to be unique and rising).
             let epoch = Epoch::next();
             let arrival = self.arrival(Entry::new(value, epoch), admission, at);
-            let result = map.replace(hash, key, observed, arrival, at, &mut out);
-            map.purge(at, PURGE_BUDGET, &mut out);
+            let result = map.replace(hash, key, observed, arrival, at, out);
+            map.purge(at, PURGE_BUDGET, out);
             match result {
-                Ok(detached) => (Ok(epoch), detached),
-                Err(current) => (Err(current), None),
+                Ok(detached) => (Ok(epoch), Ok(detached)),
+                Err((current, key, arrival)) => (Err(current), Err((key, arrival))),
             }
-        };
-        drop(detached);
+        });
+        // The flight a swap detached, or what it did not store: dropped with no lock held.
+        drop(handed_back);
         self.report(out);
         result
     }

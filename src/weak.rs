@@ -18,7 +18,7 @@ use crate::table::Table;
 /// let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
 /// let weak: WeakMemo<&str, u32> = memo.downgrade();
 /// if let Some(memo) = weak.upgrade() {
-///     memo.insert("k", 1);
+///     memo.insert("k", 1).unwrap();
 /// }
 /// assert_eq!(memo.len(), 1);
 /// ```

@@ -4,8 +4,8 @@
 //! `<= cap`) for inserts and `get_or_init` commits, across shards and threads; every evicted value
 //! is reported once as `Evicted` and dropped once, and nothing leaks; replaced, invalidated and
 //! removed entries free their room; flights in progress are neither evicted nor counted; an entry
-//! heavier than its shard's share is reported `Evicted` at once while its callers still receive
-//! it; a hot set survives a one-pass scan.
+//! heavier than the whole capacity is refused (reported `Evicted` at once) while its callers still
+//! receive it; a hot set survives a one-pass scan. Admission across shard counts: `admission.rs`.
 
 mod common;
 
@@ -118,7 +118,7 @@ fn with_a_weigher_the_total_weight_stays_within_the_bound() {
         let k = rng.skewed(200);
         let weight = (rng.next() % 30) as u32;
         let epoch = if i % 2 == 0 {
-            memo.insert(k, counts.weighted(k, weight)).epoch()
+            memo.insert(k, counts.weighted(k, weight)).unwrap().epoch()
         } else {
             let c = Arc::clone(&counts);
             let e = block_on(memo.get_or_init(k, move || async move { c.weighted(k, weight) }));
@@ -151,13 +151,13 @@ fn replaced_invalidated_and_removed_entries_free_their_room() {
         .on_removal(recorder(&log))
         .build();
     let mut epochs = vec![
-        memo.insert(1, counts.value(1)).epoch(),
-        memo.insert(2, counts.value(2)).epoch(),
-        memo.insert(3, counts.value(3)).epoch(),
+        memo.insert(1, counts.value(1)).unwrap().epoch(),
+        memo.insert(2, counts.value(2)).unwrap().epoch(),
+        memo.insert(3, counts.value(3)).unwrap().epoch(),
     ];
     for round in 0..200 {
-        epochs[0] = memo.insert(1, counts.value(round)).epoch();
-        let e = memo.insert(4, counts.value(4)).epoch();
+        epochs[0] = memo.insert(1, counts.value(round)).unwrap().epoch();
+        let e = memo.insert(4, counts.value(4)).unwrap().epoch();
         match round % 2 {
             0 => assert!(memo.invalidate(&4, e)),
             _ => assert!(memo.remove(&4).is_some()),
@@ -181,11 +181,11 @@ fn a_stale_policy_token_never_evicts_the_newer_entry_of_its_key() {
         .shards(1)
         .on_removal(recorder(&log))
         .build();
-    let a = memo.insert(1, counts.value(1)).epoch();
-    let b = memo.insert(1, counts.value(2)).epoch(); // A's policy token is now stale
+    let a = memo.insert(1, counts.value(1)).unwrap().epoch();
+    let b = memo.insert(1, counts.value(2)).unwrap().epoch(); // A's policy token is now stale
     assert!(memo.get(&1).is_some() && memo.get(&1).is_some(), "B is hot");
-    let cold = memo.insert(2, counts.value(3)).epoch();
-    memo.insert(3, counts.value(4)); // full: evict one
+    let cold = memo.insert(2, counts.value(3)).unwrap().epoch();
+    memo.insert(3, counts.value(4)).unwrap(); // full: evict one
     assert_eq!(
         memo.epoch(&1),
         Some(b),
@@ -215,11 +215,11 @@ fn flights_in_progress_are_not_evicted_and_do_not_count() {
         let mut call = pin!(memo.get_or_init(100, || async move { rx.await.unwrap() }));
         assert!(poll_once(call.as_mut()).is_pending());
         let flight = memo.epoch(&100).expect("flight in progress");
-        memo.insert(1, counts.value(1));
-        memo.insert(2, counts.value(2));
+        memo.insert(1, counts.value(1)).unwrap();
+        memo.insert(2, counts.value(2)).unwrap();
         assert_eq!(memo.len(), 2, "the flight takes no room");
         for k in 3..50 {
-            memo.insert(k, counts.value(k));
+            memo.insert(k, counts.value(k)).unwrap();
             assert!(memo.len() <= 2);
             assert_eq!(
                 memo.epoch(&100),
@@ -242,7 +242,7 @@ fn flights_in_progress_are_not_evicted_and_do_not_count() {
 }
 
 #[test]
-fn an_entry_heavier_than_its_shard_share_is_evicted_at_once_but_delivered() {
+fn an_entry_heavier_than_the_whole_capacity_is_refused_at_once_but_delivered() {
     let (log, counts) = (log(), Counts::new());
     // 4 shards share 100: 25 each. Key k lives in shard k % 4.
     let memo: AsyncMemo<u64, Tracked, ByShard> = AsyncMemo::builder()
@@ -252,14 +252,18 @@ fn an_entry_heavier_than_its_shard_share_is_evicted_at_once_but_delivered() {
         .weigher(|_, v: &Tracked| v.weight)
         .on_removal(recorder(&log))
         .build();
-    let light = memo.insert(4, counts.weighted(4, 25)).epoch();
+    let light = memo.insert(4, counts.weighted(4, 25)).unwrap().epoch();
 
-    // By insert: returned, never stored, reported once.
-    let heavy = memo.insert(8, counts.weighted(8, 26));
-    assert_eq!(heavy.value().weight, 26);
+    // By insert: handed back as refused, never stored, reported once.
+    let heavy = memo.insert(8, counts.weighted(8, 101)).unwrap_err();
+    assert_eq!(heavy.entry().value().weight, 101);
+    assert_eq!((heavy.weight(), heavy.max_capacity()), (101, 100));
     assert!(memo.get(&8).is_none());
-    assert_eq!(take(&log), [(8, heavy.epoch(), RemovalCause::Evicted)]);
-    assert_eq!(memo.epoch(&4), Some(light), "the shard's resident stays");
+    assert_eq!(
+        take(&log),
+        [(8, heavy.entry().epoch(), RemovalCause::Evicted)]
+    );
+    assert_eq!(memo.epoch(&4), Some(light), "the resident stays");
     drop(heavy);
 
     // By a flight with two callers: both receive it.
@@ -269,7 +273,7 @@ fn an_entry_heavier_than_its_shard_share_is_evicted_at_once_but_delivered() {
         let mut b = pin!(memo.get_or_init(12, || async { unreachable!("joins") }));
         assert!(poll_once(a.as_mut()).is_pending());
         assert!(poll_once(b.as_mut()).is_pending());
-        tx.send(counts.weighted(12, 60)).unwrap();
+        tx.send(counts.weighted(12, 160)).unwrap();
         let a = ready(poll_once(a.as_mut()));
         let b = ready(poll_once(b.as_mut()));
         assert_eq!((a.value().id, b.value().id), (12, 12));
@@ -277,6 +281,11 @@ fn an_entry_heavier_than_its_shard_share_is_evicted_at_once_but_delivered() {
         a.epoch()
     };
     assert!(memo.get(&12).is_none());
+    assert_eq!(
+        memo.epoch(&12),
+        None,
+        "the documented way to tell: the key is empty"
+    );
     assert_eq!(take(&log), [(12, flight, RemovalCause::Evicted)]);
     assert_eq!(memo.epoch(&4), Some(light));
     let stats = memo.stats();
@@ -292,13 +301,13 @@ fn a_hot_set_survives_a_one_pass_scan() {
     let counts = Counts::new();
     let memo: Memo = AsyncMemo::builder().max_capacity(100).shards(1).build();
     for k in 0..20 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
         for _ in 0..3 {
             assert!(memo.get(&k).is_some());
         }
     }
     for cold in 1_000..11_000 {
-        memo.insert(cold, counts.value(cold));
+        memo.insert(cold, counts.value(cold)).unwrap();
         assert!(memo.len() <= 100);
         if cold % 100 == 0 {
             // The working set keeps being read during the scan.
@@ -320,10 +329,10 @@ fn without_reads_the_first_keys_are_the_first_evicted() {
     // The control for the scan test: the same stream without reads is plain FIFO.
     let memo: AsyncMemo<u64, u64> = AsyncMemo::builder().max_capacity(100).shards(1).build();
     for k in 0..20 {
-        memo.insert(k, k);
+        memo.insert(k, k).unwrap();
     }
     for cold in 1_000..1_200 {
-        memo.insert(cold, cold);
+        memo.insert(cold, cold).unwrap();
     }
     assert!((0..20).all(|k| memo.epoch(&k).is_none()));
 }
@@ -340,7 +349,7 @@ fn the_bound_holds_once_concurrent_writers_are_done() {
                 for _ in 0..2_000 {
                     let k = rng.skewed(400);
                     if rng.next() % 3 == 0 {
-                        memo.insert(k, counts.value(k));
+                        memo.insert(k, counts.value(k)).unwrap();
                     } else {
                         let c = Arc::clone(&counts);
                         block_on(memo.get_or_init(k, move || async move { c.value(k) }));

@@ -241,7 +241,7 @@ fn hit_does_not_call_init() {
 fn hit_on_inserted_entry_does_not_call_init() {
     futures::executor::block_on(async {
         let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
-        let inserted = memo.insert(1, 10);
+        let inserted = memo.insert(1, 10).unwrap();
         let hit = memo
             .get_or_init(1, || -> futures::future::Ready<u32> {
                 panic!("init called on a hit")

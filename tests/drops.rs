@@ -336,23 +336,23 @@ fn abandonment_drops_future_once_when_last_caller_goes() {
 #[test]
 fn insert_remove_invalidate_drop_values_once() {
     let (memo, live) = memo();
-    let first = memo.insert(1, Val::new(1, &live)).epoch();
+    let first = memo.insert(1, Val::new(1, &live)).unwrap().epoch();
     assert_eq!(live.values(), 1, "the returned entry was dropped");
-    let second = memo.insert(1, Val::new(2, &live)).epoch();
+    let second = memo.insert(1, Val::new(2, &live)).unwrap().epoch();
     assert_eq!(live.values(), 1, "the replaced value was dropped");
     assert!(!memo.invalidate(&1, first));
     assert_eq!(live.values(), 1, "a stale invalidate drops nothing");
     assert!(memo.invalidate(&1, second));
     assert_eq!(live.values(), 0);
 
-    memo.insert(2, Val::new(2, &live));
+    memo.insert(2, Val::new(2, &live)).unwrap();
     let removed = memo.remove(&2).unwrap();
     assert_eq!(live.values(), 1);
     drop(removed);
     assert_eq!(live.values(), 0);
 
     for id in 0..10 {
-        memo.insert(id, Val::new(id, &live));
+        memo.insert(id, Val::new(id, &live)).unwrap();
     }
     assert_eq!(live.values(), 10);
     memo.invalidate_all();
@@ -366,7 +366,8 @@ fn dropping_memo_drops_entries_and_keys() {
     let live = Arc::new(Live::default());
     let memo: AsyncMemo<Key, Val> = AsyncMemo::new();
     for id in 0..20 {
-        memo.insert(Key::new(id, &live), Val::new(id, &live));
+        memo.insert(Key::new(id, &live), Val::new(id, &live))
+            .unwrap();
     }
     for id in 0..5 {
         // Hits: the call's owned key is dropped with the call.
@@ -379,7 +380,8 @@ fn dropping_memo_drops_entries_and_keys() {
             memo.get_or_init(Key::new(id, &live), move || async move { Val::new(id, &l) }),
         ));
     }
-    memo.insert(Key::new(0, &live), Val::new(100, &live)); // the spare key goes
+    memo.insert(Key::new(0, &live), Val::new(100, &live))
+        .unwrap(); // the spare key goes
     assert_eq!((live.keys(), live.values()), (25, 25));
     let clone = memo.clone();
     drop(memo);
@@ -394,7 +396,7 @@ fn dropping_memo_drops_entries_and_keys() {
 fn dropping_memo_with_flight_in_progress_drops_everything() {
     let live = Arc::new(Live::default());
     let memo: AsyncMemo<Key, Val> = AsyncMemo::new();
-    memo.insert(Key::new(1, &live), Val::new(1, &live));
+    memo.insert(Key::new(1, &live), Val::new(1, &live)).unwrap();
     let handle = memo.clone();
     let l = Arc::clone(&live);
     let (_tx, rx) = oneshot::channel::<()>();
@@ -427,7 +429,7 @@ fn runtime_shutdown_with_flights_in_progress_drops_everything() {
     let gate = futures::FutureExt::shared(rx);
     {
         let memo: AsyncMemo<Key, Val> = AsyncMemo::new();
-        memo.insert(Key::new(0, &live), Val::new(0, &live));
+        memo.insert(Key::new(0, &live), Val::new(0, &live)).unwrap();
         for i in 0..6 {
             let memo = memo.clone();
             let l = Arc::clone(&live);

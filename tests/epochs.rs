@@ -25,8 +25,8 @@ fn epochs_are_process_wide_and_strictly_increasing_across_memos() {
     let strings: AsyncMemo<&str, String> = AsyncMemo::new();
     let mut seen: Vec<Epoch> = Vec::new();
     for i in 0..20u32 {
-        seen.push(numbers.insert("k", i).epoch());
-        seen.push(strings.insert("k", i.to_string()).epoch());
+        seen.push(numbers.insert("k", i).unwrap().epoch());
+        seen.push(strings.insert("k", i.to_string()).unwrap().epoch());
         // A flight draws from the same counter as an insert.
         let flight = futures::executor::block_on(numbers.get_or_init("f", || async { 0 }));
         seen.push(flight.epoch());
@@ -42,8 +42,8 @@ fn epochs_are_process_wide_and_strictly_increasing_across_memos() {
 fn epoch_observed_in_one_memo_never_matches_another() {
     let a: AsyncMemo<&str, u32> = AsyncMemo::new();
     let b: AsyncMemo<&str, u32> = AsyncMemo::new();
-    let in_a = a.insert("k", 1);
-    let in_b = b.insert("k", 1);
+    let in_a = a.insert("k", 1).unwrap();
+    let in_b = b.insert("k", 1).unwrap();
     assert_ne!(in_a.epoch(), in_b.epoch());
     assert!(
         !b.invalidate("k", in_a.epoch()),
@@ -78,11 +78,11 @@ fn epoch_observed_in_one_memo_never_matches_another() {
 #[test]
 fn epochs_drawn_on_other_threads_are_larger() {
     let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
-    let mut last = memo.insert(0, 0).epoch();
+    let mut last = memo.insert(0, 0).unwrap().epoch();
     for i in 1..8u32 {
         let shared = memo.clone();
         let (from_thread, from_flight) = std::thread::spawn(move || {
-            let inserted = shared.insert(i, i).epoch();
+            let inserted = shared.insert(i, i).unwrap().epoch();
             let flown = futures::executor::block_on(shared.get_or_init(i + 100, || async { 0 }));
             (inserted, flown.epoch())
         })
@@ -90,7 +90,7 @@ fn epochs_drawn_on_other_threads_are_larger() {
         .unwrap();
         assert!(from_thread > last, "a new thread continues the one counter");
         assert!(from_flight > from_thread);
-        last = memo.insert(i + 1000, i).epoch();
+        last = memo.insert(i + 1000, i).unwrap().epoch();
         assert!(last > from_flight, "and this thread continues after it");
     }
 }
@@ -98,7 +98,7 @@ fn epochs_drawn_on_other_threads_are_larger() {
 #[test]
 fn committed_entry_carries_the_flight_epoch() {
     let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
-    let before = memo.insert("other", 0).epoch();
+    let before = memo.insert("other", 0).unwrap().epoch();
     let (gate_tx, gate_rx) = oneshot::channel::<()>();
     let mut call = pin!(memo.get_or_init("k", || async move {
         gate_rx.await.unwrap();
@@ -111,7 +111,7 @@ fn committed_entry_carries_the_flight_epoch() {
         "a flight draws a fresh epoch when it starts"
     );
     // Epochs issued while the flight runs are larger, yet the commit keeps the flight's epoch.
-    let meanwhile = memo.insert("other", 1).epoch();
+    let meanwhile = memo.insert("other", 1).unwrap().epoch();
     assert!(meanwhile > during);
 
     gate_tx.send(()).unwrap();
@@ -164,8 +164,8 @@ fn epoch_is_some_during_a_flight_while_get_is_none() {
 #[test]
 fn insert_draws_a_fresh_larger_epoch() {
     let memo: AsyncMemo<&str, u32> = AsyncMemo::new();
-    let first = memo.insert("k", 1);
-    let second = memo.insert("k", 2);
+    let first = memo.insert("k", 1).unwrap();
+    let second = memo.insert("k", 2).unwrap();
     assert!(
         second.epoch() > first.epoch(),
         "replacing draws a new epoch"
@@ -174,7 +174,7 @@ fn insert_draws_a_fresh_larger_epoch() {
 
     // Over a committed flight.
     let flown = futures::executor::block_on(memo.get_or_init("f", || async { 3 }));
-    let over_flown = memo.insert("f", 4);
+    let over_flown = memo.insert("f", 4).unwrap();
     assert!(over_flown.epoch() > flown.epoch());
     assert_eq!(
         memo.get("f").map(|e| (e.epoch(), *e.value())),
@@ -189,7 +189,7 @@ fn insert_draws_a_fresh_larger_epoch() {
     }));
     assert!(poll_once(call.as_mut()).is_pending());
     let during = memo.epoch("g").unwrap();
-    let over_flight = memo.insert("g", 6);
+    let over_flight = memo.insert("g", 6).unwrap();
     assert!(over_flight.epoch() > during);
     assert_eq!(memo.epoch("g"), Some(over_flight.epoch()));
     gate_tx.send(()).unwrap();
@@ -218,7 +218,7 @@ fn new_flight_after_invalidate_draws_a_larger_epoch() {
 #[test]
 fn epoch_formats_as_its_number() {
     let memo: AsyncMemo<u8, u8> = AsyncMemo::new();
-    let epoch = memo.insert(1, 1).epoch();
+    let epoch = memo.insert(1, 1).unwrap().epoch();
     assert_eq!(epoch.to_string(), epoch.get().to_string());
     assert_eq!(format!("{epoch:?}"), format!("Epoch({})", epoch.get()));
 }

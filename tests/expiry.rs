@@ -45,7 +45,7 @@ fn tti_memo(clock: &ManualClock, tti: Duration, log: &Log<u64>) -> Memo {
 fn time_to_live_expires_exactly_at_the_deadline() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
-    let first = memo.insert(1, counts.value(1)).epoch();
+    let first = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(Duration::from_nanos(9_999_999_999));
     assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(first));
     clock.advance(Duration::from_nanos(1));
@@ -95,7 +95,7 @@ fn time_to_live_counts_from_commit_not_from_the_start_of_the_flight() {
 fn time_to_idle_is_extended_by_get_and_get_or_init_hits() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = tti_memo(&clock, secs(10), &log);
-    let first = memo.insert(1, counts.value(1)).epoch();
+    let first = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(9));
     assert!(memo.get(&1).is_some(), "t=9: get is a read");
     clock.advance(secs(9));
@@ -125,7 +125,7 @@ fn time_to_idle_is_extended_by_get_and_get_or_init_hits() {
 fn epoch_is_not_a_read_for_time_to_idle() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = tti_memo(&clock, secs(10), &log);
-    let first = memo.insert(1, counts.value(1)).epoch();
+    let first = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(9));
     assert_eq!(memo.epoch(&1), Some(first));
     clock.advance(secs(1));
@@ -142,12 +142,12 @@ fn epoch_is_not_a_read_for_time_to_idle() {
 fn a_read_moves_the_idle_deadline_that_purge_already_queued() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = tti_memo(&clock, secs(10), &log);
-    let first = memo.insert(1, counts.value(1)).epoch();
+    let first = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(8));
     assert!(memo.get(&1).is_some());
     clock.advance(secs(8)); // t=16: the queued deadline (10) passed, the real one is 18
     memo.purge_expired();
-    memo.insert(2, counts.value(2)); // amortized purge too
+    memo.insert(2, counts.value(2)).unwrap(); // amortized purge too
     assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(first), "read at t=16");
     clock.advance(secs(9)); // t=25 < 26
     memo.purge_expired();
@@ -172,8 +172,8 @@ fn expire_after_sets_each_entry_its_own_deadline() {
         .clock(clock.clone())
         .on_removal(recorder(&log))
         .build();
-    let never = memo.insert(0, counts.value(0)).epoch();
-    let five = memo.insert(5, counts.value(5)).epoch();
+    let never = memo.insert(0, counts.value(0)).unwrap().epoch();
+    let five = memo.insert(5, counts.value(5)).unwrap().epoch();
     let three = block_on(memo.get_or_init(3, || std::future::ready(counts.value(3)))).epoch();
     clock.advance(secs(3));
     assert!(memo.get(&3).is_none());
@@ -205,7 +205,7 @@ fn expire_after_zero_expires_at_once_yet_callers_receive_the_value() {
         .on_removal(recorder(&log))
         .build();
 
-    let inserted = memo.insert(1, counts.value(1));
+    let inserted = memo.insert(1, counts.value(1)).unwrap();
     assert_eq!(inserted.value().id, 1, "insert returns what it stored");
     assert!(memo.get(&1).is_none(), "Duration::ZERO: expired at once");
     assert!(memo.epoch(&1).is_none());
@@ -263,7 +263,7 @@ fn expires_at(
         builder = builder.expire_after(move |_, _| Some(secs(own)));
     }
     let memo = builder.build();
-    memo.insert(1, 1);
+    memo.insert(1, 1).unwrap();
     for t in 0..=horizon {
         // `epoch` is not a read, so it observes without extending the idle time.
         if memo.epoch(&1).is_none() {
@@ -316,7 +316,7 @@ fn expired_entry_found_by(finder: Finder) {
     use Finder::*;
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
-    let old = memo.insert(1, counts.value(1)).epoch();
+    let old = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(10));
     assert_eq!(memo.len(), 1, "counted until purged");
     assert!(take(&log).is_empty(), "nobody looked yet");
@@ -327,7 +327,7 @@ fn expired_entry_found_by(finder: Finder) {
         Epoch => assert_eq!(memo.epoch(&1), None),
         Invalidate => assert!(!memo.invalidate(&1, old), "expired: absent"),
         Remove => assert!(memo.remove(&1).is_none(), "expired: absent"),
-        InsertOver => newer = Some(memo.insert(1, counts.value(2)).epoch()),
+        InsertOver => newer = Some(memo.insert(1, counts.value(2)).unwrap().epoch()),
         GetOrInitOver => {
             let entry = block_on(memo.get_or_init(1, counted(&runs, counts.value(2))));
             assert_eq!(runs.load(Ordering::SeqCst), 1, "a new flight");
@@ -337,7 +337,7 @@ fn expired_entry_found_by(finder: Finder) {
         InvalidateAll => memo.invalidate_all(),
         PurgeExpired => memo.purge_expired(),
         InsertOtherKey => {
-            memo.insert(2, counts.value(2));
+            memo.insert(2, counts.value(2)).unwrap();
         }
         GetOrInitOtherKey => {
             block_on(memo.get_or_init(2, counted(&runs, counts.value(2))));
@@ -421,9 +421,9 @@ fn expired_entry_found_by_a_get_or_init_of_another_key() {
 fn insert_over_an_expired_entry_survives_the_late_purge() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
-    let a = memo.insert(1, counts.value(1)).epoch();
+    let a = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(10));
-    let b = memo.insert(1, counts.value(2)).epoch();
+    let b = memo.insert(1, counts.value(2)).unwrap().epoch();
     memo.purge_expired();
     assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(b));
     assert_eq!(take(&log), [(1, a, RemovalCause::Expired)]);
@@ -447,13 +447,13 @@ fn the_stale_deadline_of_a_replaced_entry_never_removes_its_successor() {
         .clock(clock.clone())
         .on_removal(recorder(&log))
         .build();
-    let a = memo.insert(1, counts.value(10)).epoch();
+    let a = memo.insert(1, counts.value(10)).unwrap().epoch();
     clock.advance(secs(5));
     assert!(memo.invalidate(&1, a));
-    let b = memo.insert(1, counts.value(20)).epoch();
+    let b = memo.insert(1, counts.value(20)).unwrap().epoch();
     clock.advance(secs(5)); // A's deadline
     memo.purge_expired();
-    memo.insert(2, counts.value(100)); // amortized purge
+    memo.insert(2, counts.value(100)).unwrap(); // amortized purge
     assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(b));
     clock.advance(secs(15)); // t=25: B's deadline
     memo.purge_expired();
@@ -473,7 +473,7 @@ fn the_stale_deadline_of_a_replaced_entry_never_removes_its_successor() {
 fn a_flight_started_after_expiry_commits_and_the_late_purge_keeps_it() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
-    let a = memo.insert(1, counts.value(1)).epoch();
+    let a = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(10));
     let (tx, rx) = oneshot::channel::<Tracked>();
     let b = {
@@ -498,7 +498,7 @@ fn a_flight_started_after_expiry_commits_and_the_late_purge_keeps_it() {
         b.epoch()
     };
     memo.purge_expired();
-    memo.insert(2, counts.value(3));
+    memo.insert(2, counts.value(3)).unwrap();
     assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(b), "B survives");
     assert!(take(&log).is_empty());
     drop(memo);
@@ -509,7 +509,7 @@ fn a_flight_started_after_expiry_commits_and_the_late_purge_keeps_it() {
 fn callers_that_arrive_after_expiry_share_one_new_flight() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
-    let a = memo.insert(1, counts.value(1)).epoch();
+    let a = memo.insert(1, counts.value(1)).unwrap().epoch();
     clock.advance(secs(10));
     let runs = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel::<Tracked>();
@@ -545,11 +545,11 @@ fn amortized_purge_releases_expired_values_without_reads() {
     let (clock, log, counts) = (ManualClock::new(), log(), Counts::new());
     let memo = ttl_memo(&clock, secs(10), &log);
     for k in 0..4 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
     }
     clock.advance(secs(10));
     assert_eq!(counts.live(), 4, "nothing purged yet");
-    memo.insert(100, counts.value(100));
+    memo.insert(100, counts.value(100)).unwrap();
     assert_eq!(
         memo.len(),
         1,

@@ -26,7 +26,7 @@ fn iter_yields_ready_unexpired_entries_and_is_not_a_read() {
         .clock(clock.clone())
         .build();
     for k in 0..100 {
-        memo.insert(k, k * 2);
+        memo.insert(k, k * 2).unwrap();
     }
     let mut flight = pin!(memo.get_or_init(1000, futures::future::pending));
     assert!(poll_once(flight.as_mut()).is_pending());
@@ -54,9 +54,9 @@ fn invalidate_if_removes_what_it_chose_and_reports_it() {
         .max_capacity(1_000)
         .on_removal(recorder(&removed))
         .build();
-    let a1 = memo.insert(("a", 1), 1);
-    let a2 = memo.insert(("a", 2), 2);
-    memo.insert(("b", 1), 3);
+    let a1 = memo.insert(("a", 1), 1).unwrap();
+    let a2 = memo.insert(("a", 2), 2).unwrap();
+    memo.insert(("b", 1), 3).unwrap();
     assert_eq!(memo.invalidate_if(|(tenant, _), _| *tenant == "a"), 2);
     let mut log = take(&removed);
     log.sort_by_key(|e| e.1);
@@ -73,10 +73,10 @@ fn invalidate_if_removes_what_it_chose_and_reports_it() {
 #[test]
 fn a_replacement_stored_between_predicate_and_delete_survives() {
     let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
-    memo.insert(1, 1);
+    memo.insert(1, 1).unwrap();
     let removed = memo.invalidate_if(|&k, seen| {
         assert!(seen.is_some());
-        memo.insert(k, 2); // re-entrant: a newer entry lands after the predicate saw the old one
+        memo.insert(k, 2).unwrap(); // re-entrant: a newer entry lands after the predicate saw the old one
         true
     });
     assert_eq!(removed, 0);
@@ -107,11 +107,11 @@ fn a_reentrant_predicate_does_not_deadlock() {
     within_10s(|| {
         let memo: AsyncMemo<u32, u32> = AsyncMemo::builder().shards(1).build();
         for k in 0..10 {
-            memo.insert(k, k);
+            memo.insert(k, k).unwrap();
         }
         let removed = memo.invalidate_if(|&k, _| {
             memo.get(&k);
-            memo.insert(k + 100, 0);
+            memo.insert(k + 100, 0).unwrap();
             memo.iter().count();
             memo.invalidate_if(|_, _| false);
             k % 2 == 0
@@ -123,7 +123,7 @@ fn a_reentrant_predicate_does_not_deadlock() {
 #[test]
 fn invalidate_if_detaches_the_refresh_of_an_entry_it_removes() {
     let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
-    memo.insert(1, 1);
+    memo.insert(1, 1).unwrap();
     let (open, gate) = oneshot::channel::<()>();
     let mut refresh = pin!(memo.refresh(1, move || async move {
         gate.await.unwrap();
@@ -145,11 +145,11 @@ fn a_listener_with_its_memo_stores_a_successor_and_frees_the_memo() {
     let memo: AsyncMemo<&str, u32> = AsyncMemo::builder()
         .on_removal_with_memo(|memo, key: &&str, entry, cause| {
             if cause == RemovalCause::Invalidated {
-                memo.insert(*key, entry.value() + 1);
+                memo.insert(*key, entry.value() + 1).unwrap();
             }
         })
         .build();
-    let first = memo.insert("conn", 1);
+    let first = memo.insert("conn", 1).unwrap();
     assert!(memo.invalidate("conn", first.epoch()));
     assert_eq!(memo.get("conn").map(|e| *e.value()), Some(2));
     let weak = memo.downgrade();

@@ -47,7 +47,7 @@ fn detach(memo: &AsyncMemo<&'static str, u32>, how: Detach, flight: Epoch) {
         Detach::Invalidate => assert!(memo.invalidate("k", flight), "the epoch matches"),
         Detach::Remove => assert!(memo.remove("k").is_none(), "no ready entry to return"),
         Detach::Insert => {
-            let inserted = memo.insert("k", INSERTED);
+            let inserted = memo.insert("k", INSERTED).unwrap();
             assert!(inserted.epoch() > flight);
         }
         Detach::InvalidateAll => memo.invalidate_all(),
@@ -193,8 +193,11 @@ fn invalidate_all_detaches_flight_and_it_never_commits() {
 fn invalidate_removes_ready_entry_only_with_its_epoch() {
     let live = Arc::new(AtomicUsize::new(0));
     let memo: AsyncMemo<&str, LiveCounted> = AsyncMemo::new();
-    let entry = memo.insert("k", LiveCounted::new(1, &live));
-    let other_key = memo.insert("other", LiveCounted::new(2, &live)).epoch();
+    let entry = memo.insert("k", LiveCounted::new(1, &live)).unwrap();
+    let other_key = memo
+        .insert("other", LiveCounted::new(2, &live))
+        .unwrap()
+        .epoch();
     let stale_flight = futures::executor::block_on(memo.get_or_init("gone", {
         let live = Arc::clone(&live);
         move || async move { LiveCounted::new(0, &live) }
@@ -244,8 +247,8 @@ fn invalidate_removes_ready_entry_only_with_its_epoch() {
 #[test]
 fn stale_invalidate_keeps_newer_entry() {
     let memo: AsyncMemo<&str, &str> = AsyncMemo::new();
-    let old = memo.insert("conn", "A");
-    let new = memo.insert("conn", "B");
+    let old = memo.insert("conn", "A").unwrap();
+    let new = memo.insert("conn", "B").unwrap();
     assert!(!memo.invalidate("conn", old.epoch()));
     assert_eq!(
         memo.get("conn").map(|e| (*e.value(), e.epoch())),
@@ -262,9 +265,9 @@ fn stale_invalidate_keeps_newer_entry() {
 #[test]
 fn stale_invalidate_leaves_flight_alone() {
     let memo: AsyncMemo<&'static str, u32> = AsyncMemo::new();
-    let stale = memo.insert("k", 0).epoch();
+    let stale = memo.insert("k", 0).unwrap().epoch();
     assert!(memo.invalidate("k", stale));
-    let elsewhere = memo.insert("other", 0).epoch();
+    let elsewhere = memo.insert("other", 0).unwrap().epoch();
     let (gate, gate_rx) = oneshot::channel::<()>();
     let mut call = pin!(memo.get_or_init("k", gated(gate_rx, 1)));
     assert!(poll_once(call.as_mut()).is_pending());
@@ -321,7 +324,7 @@ fn joined_callers_receive_detached_result_and_see_it_is_stale() {
 #[test]
 fn remove_returns_ready_entry_and_none_for_a_flight() {
     let memo: AsyncMemo<&'static str, u32> = AsyncMemo::new();
-    let inserted = memo.insert("k", 1);
+    let inserted = memo.insert("k", 1).unwrap();
     let removed = memo.remove("k").expect("the ready entry");
     assert_eq!((*removed.value(), removed.epoch()), (1, inserted.epoch()));
     assert!(memo.remove("k").is_none());
@@ -344,7 +347,7 @@ fn invalidate_all_clears_every_entry_and_detaches_every_flight() {
     let live = Arc::new(AtomicUsize::new(0));
     let memo: AsyncMemo<u32, LiveCounted> = AsyncMemo::builder().shards(4).build();
     for k in 0..16 {
-        memo.insert(k, LiveCounted::new(k, &live));
+        memo.insert(k, LiveCounted::new(k, &live)).unwrap();
     }
     let mut gates = Vec::new();
     let mut flights = Vec::new();

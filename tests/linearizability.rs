@@ -217,7 +217,7 @@ fn worker(
             ),
             (2..=3, _) => (
                 Op::Insert(k, value),
-                Ret::Epoch(memo.insert(k, value).epoch()),
+                Ret::Epoch(memo.insert(k, value).unwrap().epoch()),
             ),
             (4..=5, Some(e)) => (Op::Invalidate(k, e), Ret::Bool(memo.invalidate(&k, e))),
             (6, _) => (
@@ -375,7 +375,7 @@ fn the_checker_rejects_what_the_spec_forbids() {
         // Real epochs, in rising order.
         let memo: AsyncMemo<u8, u64> = AsyncMemo::new();
         (0..n)
-            .map(|i| memo.insert(0, i).epoch())
+            .map(|i| memo.insert(0, i).unwrap().epoch())
             .collect::<Vec<_>>()
     };
     let epochs = e(3);

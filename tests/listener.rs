@@ -50,22 +50,22 @@ fn every_cause_is_reported_exactly_once_with_its_epoch() {
         .clock(clock.clone())
         .on_removal(recorder(&log))
         .build();
-    let invalidated = memo.insert(1, counts.value(1)).epoch();
+    let invalidated = memo.insert(1, counts.value(1)).unwrap().epoch();
     assert!(memo.invalidate(&1, invalidated));
-    let removed = memo.insert(2, counts.value(2)).epoch();
+    let removed = memo.insert(2, counts.value(2)).unwrap().epoch();
     assert_eq!(memo.remove(&2).map(|e| e.epoch()), Some(removed));
     let expired = now(memo.get_or_init(4, || std::future::ready(counts.value(4)))).epoch();
     clock.advance(secs(100));
     assert!(memo.get(&4).is_none());
-    let evicted = memo.insert(5, counts.value(5)).epoch();
+    let evicted = memo.insert(5, counts.value(5)).unwrap().epoch();
     for k in 6..8 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
     }
     // Full (capacity 3): the first new key evicts the oldest, unread entry; replacing it
     // evicts nothing.
-    let replaced = memo.insert(3, counts.value(3)).epoch();
-    let kept = memo.insert(3, counts.value(33)).epoch();
-    let cleared = memo.insert(3, counts.value(333)).epoch();
+    let replaced = memo.insert(3, counts.value(3)).unwrap().epoch();
+    let kept = memo.insert(3, counts.value(33)).unwrap().epoch();
+    let cleared = memo.insert(3, counts.value(333)).unwrap().epoch();
     assert_eq!(memo.len(), 3);
     memo.invalidate_all();
     let log = take(&log);
@@ -119,7 +119,7 @@ fn churn(expiring: bool) {
     for _ in 0..5_000 {
         let k = rng() % 40;
         match rng() % 100 {
-            0..=29 => stored.push((k, memo.insert(k, counts.value(k)).epoch())),
+            0..=29 => stored.push((k, memo.insert(k, counts.value(k)).unwrap().epoch())),
             30..=59 => {
                 let made = AtomicUsize::new(0);
                 let e = now(memo.get_or_init(k, || {
@@ -197,8 +197,8 @@ fn the_reported_epochs_are_exactly_the_entries_that_left_with_expiry() {
 fn a_stale_invalidate_reports_nothing() {
     let log = log();
     let memo: AsyncMemo<&str, u32> = AsyncMemo::builder().on_removal(recorder(&log)).build();
-    let old = memo.insert("k", 1).epoch();
-    let new = memo.insert("k", 2).epoch();
+    let old = memo.insert("k", 1).unwrap().epoch();
+    let new = memo.insert("k", 2).unwrap().epoch();
     assert_eq!(take(&log), [("k", old, RemovalCause::Replaced)]);
     assert!(!memo.invalidate("k", old));
     assert!(!memo.invalidate("other", new));
@@ -215,7 +215,7 @@ fn the_listener_runs_on_the_thread_of_the_operation() {
     let memo: AsyncMemo<u8, u8> = AsyncMemo::builder()
         .on_removal(move |_: &u8, _, _| record.lock().unwrap().push(thread::current().id()))
         .build();
-    let e = memo.insert(1, 1).epoch();
+    let e = memo.insert(1, 1).unwrap().epoch();
     let other = memo.clone();
     let id = thread::spawn(move || {
         assert!(other.invalidate(&1, e));
@@ -258,7 +258,7 @@ fn reconnecting(builder: MemoBuilder<&'static str, u32>, how: Reconnect) -> Reco
                 return;
             };
             let successor = match how {
-                Reconnect::Insert => memo.insert(key, 1),
+                Reconnect::Insert => memo.insert(key, 1).unwrap(),
                 Reconnect::GetOrInit => now(memo.get_or_init(key, || async { 1 })),
             };
             made.lock().unwrap().push(successor.epoch());
@@ -279,7 +279,7 @@ fn reconnect_survives(
     within_10s(move || {
         let (builder, clock) = builder();
         let (memo, log, successors) = reconnecting(builder, how);
-        let original = memo.insert("conn", 0).epoch();
+        let original = memo.insert("conn", 0).unwrap().epoch();
         if let Some(clock) = clock {
             clock.advance(secs(10));
         }
@@ -355,8 +355,8 @@ fn a_reentrant_listener_reconnects_after_eviction() {
         // Storing two others evicts "conn" (capacity 2); the successor, remembered by the ghost
         // queue, then displaces the older of the two.
         reconnect_survives(bounded, how, RemovalCause::Evicted, |memo, _| {
-            memo.insert("other", 7);
-            memo.insert("another", 7);
+            memo.insert("other", 7).unwrap();
+            memo.insert("another", 7).unwrap();
         });
     }
 }
@@ -419,14 +419,14 @@ fn a_panicking_listener_leaves_the_removal_done_and_reaches_the_caller() {
                 panic!("listener panicked on {k}");
             })
             .build();
-        let e = memo.insert(1, 1).epoch();
+        let e = memo.insert(1, 1).unwrap().epoch();
         let payload = catch_unwind(AssertUnwindSafe(|| memo.invalidate(&1, e))).unwrap_err();
         assert_eq!(panic_message(&*payload), "listener panicked on 1");
         assert!(memo.get(&1).is_none(), "the removal stands");
         assert_eq!(take(&log), [(1, e, RemovalCause::Invalidated)]);
         assert_eq!(memo.stats().invalidated, 1);
         // The memo is usable: nothing is locked or poisoned.
-        let again = memo.insert(1, 2).epoch();
+        let again = memo.insert(1, 2).unwrap().epoch();
         assert_eq!(memo.epoch(&1), Some(again));
         assert_eq!(memo.len(), 1);
     });
@@ -453,7 +453,7 @@ fn a_listener_panic_in_invalidate_all_still_completes_and_reports_the_rest_of_a_
         let counts = Counts::new();
         let (memo, log) = panicky(1);
         let stored: BTreeSet<Epoch> = (0..6)
-            .map(|k| memo.insert(k, counts.value(k)).epoch())
+            .map(|k| memo.insert(k, counts.value(k)).unwrap().epoch())
             .collect();
         let payload = catch_unwind(AssertUnwindSafe(|| memo.invalidate_all())).unwrap_err();
         assert!(panic_message(&*payload).starts_with("listener panicked on"));
@@ -473,7 +473,7 @@ fn a_listener_panic_in_invalidate_all_still_clears_and_reports_every_shard() {
         let (memo, log) = panicky(4);
         // Key k lives in shard k % 4; the listener panics in shards 0 and 2.
         let stored: BTreeSet<Epoch> = (0..8)
-            .map(|k| memo.insert(k, counts.value(k)).epoch())
+            .map(|k| memo.insert(k, counts.value(k)).unwrap().epoch())
             .collect();
         let payload = catch_unwind(AssertUnwindSafe(|| memo.invalidate_all())).unwrap_err();
         assert!(panic_message(&*payload).starts_with("listener panicked on"));
@@ -501,7 +501,7 @@ fn a_listener_panic_in_purge_expired_still_purges_every_shard() {
             })
             .build();
         for k in 0..8 {
-            memo.insert(k, k);
+            memo.insert(k, k).unwrap();
         }
         clock.advance(secs(1));
         assert!(catch_unwind(AssertUnwindSafe(|| memo.purge_expired())).is_err());
@@ -523,7 +523,7 @@ fn a_listener_panic_on_an_eviction_by_a_commit_still_delivers_to_every_caller() 
                 panic!("listener panicked on {k}");
             })
             .build();
-        let first = memo.insert(1, 1).epoch();
+        let first = memo.insert(1, 1).unwrap().epoch();
         let (tx, rx) = oneshot::channel::<u64>();
         let mut a = pin!(memo.get_or_init(2, || async move { rx.await.unwrap() }));
         let mut b = pin!(memo.get_or_init(2, || async { unreachable!("joins") }));
@@ -561,7 +561,7 @@ fn a_listener_panic_when_get_or_init_finds_an_expired_entry_leaves_the_key_usabl
             assert!(cause != RemovalCause::Expired, "listener panicked on {k}");
         })
         .build();
-    memo.insert(1, 1);
+    memo.insert(1, 1).unwrap();
     clock.advance(secs(1));
     let caught = catch_unwind(AssertUnwindSafe(
         || now(memo.get_or_init(1, || async { 2 })),
@@ -580,7 +580,7 @@ fn dropping_the_memo_drops_its_values_without_calling_the_listener() {
     let (log, counts) = (log(), Counts::new());
     let memo: AsyncMemo<u64, Tracked> = AsyncMemo::builder().on_removal(recorder(&log)).build();
     for k in 0..10 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
     }
     let handle = memo.clone();
     drop(memo);
@@ -603,7 +603,7 @@ fn a_listener_holding_a_strong_handle_leaks_everything_a_weak_one_does_not() {
         .build();
     *slot.lock().unwrap() = Some(memo.clone());
     for k in 0..5 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
     }
     drop(memo);
     assert_eq!(
@@ -626,7 +626,7 @@ fn a_listener_holding_a_strong_handle_leaks_everything_a_weak_one_does_not() {
         .build();
     me.set(memo.downgrade()).unwrap();
     for k in 0..5 {
-        memo.insert(k, counts.value(k));
+        memo.insert(k, counts.value(k)).unwrap();
     }
     drop(memo);
     assert!(me.get().unwrap().upgrade().is_none());
@@ -652,7 +652,7 @@ fn a_listener_run_by_get_or_init_over_an_expired_entry_can_join_the_pending_flig
             })
             .build();
         me.set(memo.downgrade()).unwrap();
-        let old = memo.insert(1, 1).epoch();
+        let old = memo.insert(1, 1).unwrap().epoch();
         clock.advance(secs(1));
         let (tx, rx) = oneshot::channel();
         let mut call = pin!(memo.get_or_init(1, || async move { rx.await.unwrap() }));
@@ -683,7 +683,7 @@ fn an_init_panic_in_get_or_init_over_an_expired_entry_still_reports_it_once() {
                     assert!(!listener_panics_too, "listener panicked on {k}");
                 })
                 .build();
-            let old = memo.insert(1, 1).epoch();
+            let old = memo.insert(1, 1).unwrap().epoch();
             clock.advance(secs(1));
             let payload = catch_unwind(AssertUnwindSafe(|| {
                 now(memo.get_or_init(1, || -> std::future::Ready<u64> { panic!("init panicked") }))

@@ -92,7 +92,7 @@ fn assert_usable(memo: &AsyncMemo<u32, u32>, key: u32, older_than: Option<async_
         assert!(entry.epoch() > older);
     }
     assert_eq!(memo.get(&key).unwrap().epoch(), entry.epoch());
-    memo.insert(key + 1000, 1);
+    memo.insert(key + 1000, 1).unwrap();
     assert_eq!(memo.get(&(key + 1000)).map(|e| *e.value()), Some(1));
     assert!(memo.invalidate(&key, entry.epoch()));
 }
@@ -305,7 +305,7 @@ impl Clone for Brittle {
 fn panic_in_value_clone_on_hit_poisons_nothing() {
     let memo: AsyncMemo<u32, Brittle> = AsyncMemo::builder().shards(1).build();
     let brittle = Arc::new(AtomicBool::new(false));
-    memo.insert(1, Brittle(1, Arc::clone(&brittle)));
+    memo.insert(1, Brittle(1, Arc::clone(&brittle))).unwrap();
     brittle.store(true, Ordering::SeqCst);
     let msg = expect_panic(catch_unwind(AssertUnwindSafe(|| memo.get(&1))));
     assert_eq!(msg, "boom in Clone of V");
@@ -315,7 +315,7 @@ fn panic_in_value_clone_on_hit_poisons_nothing() {
     assert_eq!(msg, "boom in Clone of V");
     brittle.store(false, Ordering::SeqCst);
     assert_eq!(memo.get(&1).map(|e| e.value().0), Some(1));
-    memo.insert(2, Brittle(2, Arc::clone(&brittle)));
+    memo.insert(2, Brittle(2, Arc::clone(&brittle))).unwrap();
     assert_eq!(memo.len(), 2);
 }
 

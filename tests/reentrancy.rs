@@ -48,8 +48,8 @@ fn touch_everything(memo: &AsyncMemo<u32, u32>, base: u32, same: u32) {
     let _ = memo.len();
     let _ = memo.is_empty();
     let inserted = memo.insert(base, 1);
-    assert!(memo.invalidate(&base, inserted.epoch()));
-    memo.insert(base + 1, 2);
+    assert!(memo.invalidate(&base, inserted.unwrap().epoch()));
+    memo.insert(base + 1, 2).unwrap();
     assert!(memo.remove(&(base + 1)).is_some());
     let entry = now(memo.get_or_init(base + 2, || async { 3 }));
     assert_eq!(
@@ -118,9 +118,9 @@ fn init_future_invalidating_its_own_flight_does_not_deadlock_or_commit() {
         assert!(memo.get(&1).is_none(), "a detached flight never commits");
         let inner = memo.clone();
         let entry = block_on(memo.get_or_init(1, move || async move {
-            inner.insert(1, 100);
+            inner.insert(1, 100).unwrap();
             inner.invalidate_all();
-            inner.insert(1, 200);
+            inner.insert(1, 200).unwrap();
             6
         }));
         assert_eq!(*entry.value(), 6);
@@ -260,9 +260,9 @@ impl Drop for Hooked {
         let _ = memo.get(&self.key);
         let _ = memo.epoch(&self.key);
         let _ = memo.len();
-        let e = memo.insert(self.key + 100, self.plain(0));
+        let e = memo.insert(self.key + 100, self.plain(0)).unwrap();
         memo.invalidate(&(self.key + 100), e.epoch());
-        memo.insert(self.key + 200, self.plain(0));
+        memo.insert(self.key + 200, self.plain(0)).unwrap();
         memo.remove(&(self.key + 200));
         let plain = self.plain(0);
         let entry = now(memo.get_or_init(self.key + 300, move || async move { plain }));
@@ -289,21 +289,21 @@ fn value_drop_calls_memo_on_every_path_without_deadlock() {
         assert!(memo.invalidate(&1, memo.epoch(&1).unwrap()));
         assert_eq!(ran(), before + 1);
         // remove
-        memo.insert(2, v(2));
+        memo.insert(2, v(2)).unwrap();
         let removed = memo.remove(&2);
         drop(removed);
         // insert replacing
-        memo.insert(3, v(3));
+        memo.insert(3, v(3)).unwrap();
         let before = ran();
-        memo.insert(3, v(3).plain(3));
+        memo.insert(3, v(3).plain(3)).unwrap();
         assert_eq!(
             ran(),
             before + 2,
             "the argument's clone and the displaced value"
         );
         // invalidate_all
-        memo.insert(4, v(4));
-        memo.insert(5, v(5));
+        memo.insert(4, v(4)).unwrap();
+        memo.insert(5, v(5)).unwrap();
         let before = ran();
         memo.invalidate_all();
         assert!(ran() >= before + 2);
@@ -333,7 +333,7 @@ fn value_drop_calls_memo_on_every_path_without_deadlock() {
         let inner = memo.clone();
         let plain = v(7).plain(7);
         let entry = block_on(memo.get_or_init(7, move || async move {
-            inner.insert(7, plain);
+            inner.insert(7, plain).unwrap();
             value
         }));
         drop(entry);
@@ -394,8 +394,8 @@ impl Drop for HookedKey {
         let _ = memo.get(&self.id);
         let _ = memo.epoch(&self.id);
         let e = memo.insert(plain(self.id + 100), 1);
-        memo.invalidate(&(self.id + 100), e.epoch());
-        memo.insert(plain(self.id + 200), 2);
+        memo.invalidate(&(self.id + 100), e.unwrap().epoch());
+        memo.insert(plain(self.id + 200), 2).unwrap();
         memo.remove(&(self.id + 200));
         let entry = now(memo.get_or_init(plain(self.id + 300), || async { 3 }));
         memo.invalidate(&(self.id + 300), entry.epoch());
@@ -418,21 +418,21 @@ fn key_drop_calls_memo_without_deadlock() {
         };
         let ran = || runs.load(Ordering::SeqCst);
 
-        memo.insert(k(1), 1);
+        memo.insert(k(1), 1).unwrap();
         let before = ran();
-        memo.insert(k(1), 2); // the spare key is dropped
+        memo.insert(k(1), 2).unwrap(); // the spare key is dropped
         assert_eq!(ran(), before + 1);
         let before = ran();
         memo.remove(&1);
         assert_eq!(ran(), before + 1);
-        memo.insert(k(2), 1);
+        memo.insert(k(2), 1).unwrap();
         let before = ran();
         assert!(memo.invalidate(&2, memo.epoch(&2).unwrap()));
         assert_eq!(ran(), before + 1);
         // A call's owned key (a hit: dropped with the call; a miss: cloned into the memo).
         block_on(memo.get_or_init(k(3), || async { 3 }));
         block_on(memo.get_or_init(k(3), || async { unreachable!() }));
-        memo.insert(k(4), 4);
+        memo.insert(k(4), 4).unwrap();
         let before = ran();
         memo.invalidate_all();
         assert!(ran() >= before + 2);
@@ -463,7 +463,7 @@ fn abandoned_init_future_drop_calls_memo_without_deadlock() {
         let mut call = Box::pin(memo.get_or_init(1, move || async move {
             let _guard = OnDrop(move || {
                 touch_everything(&inner, 10, 1);
-                inner.insert(1, 99);
+                inner.insert(1, 99).unwrap();
             });
             futures::future::pending::<u32>().await
         }));

@@ -1,4 +1,4 @@
-//! Refresh: recompute while serving, commit only onto the entry refreshed (semantics 13–16 in
+//! Refresh: recompute while serving, commit only onto the entry refreshed (semantics 15–18 in
 //! the crate docs, and "Keeping values fresh").
 
 mod common;
@@ -29,7 +29,7 @@ fn gated<V: Send + 'static>(gate: oneshot::Receiver<()>, value: V) -> impl FnOnc
 #[test]
 fn readers_keep_the_entry_while_a_refresh_is_in_flight() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let (open, gate) = oneshot::channel();
     let mut refresh = pin!(memo.refresh("k", gated(gate, 2)));
     assert!(poll_once(refresh.as_mut()).is_pending());
@@ -65,7 +65,7 @@ fn readers_keep_the_entry_while_a_refresh_is_in_flight() {
 #[test]
 fn concurrent_refreshes_share_one_refresh_flight() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let (open, gate) = oneshot::channel();
     let first_calls = Arc::clone(&calls);
@@ -102,7 +102,7 @@ fn concurrent_refreshes_share_one_refresh_flight() {
 fn a_committed_refresh_reports_the_entry_it_replaced() {
     let removed = log();
     let memo = AsyncMemo::builder().on_removal(recorder(&removed)).build();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let new = futures::executor::block_on(memo.refresh("k", || async { 2 }));
     assert_eq!(
         take(&removed),
@@ -140,7 +140,7 @@ fn caffeine_193_a_refresh_never_commits_after_its_entry_left() {
             .time_to_live(Duration::from_secs(10))
             .clock(clock.clone())
             .build();
-        let old = memo.insert("k", 1);
+        let old = memo.insert("k", 1).unwrap();
         let (open, gate) = oneshot::channel();
         let mut refresh = pin!(memo.refresh("k", gated(gate, 2)));
         assert!(poll_once(refresh.as_mut()).is_pending());
@@ -148,11 +148,11 @@ fn caffeine_193_a_refresh_never_commits_after_its_entry_left() {
         match detacher {
             "invalidate" => assert!(memo.invalidate("k", old.epoch())),
             "remove" => assert!(memo.remove("k").is_some()),
-            "insert" => drop(memo.insert("k", 7)),
+            "insert" => drop(memo.insert("k", 7).unwrap()),
             "replace" => drop(memo.replace("k", old.epoch(), 7).unwrap()),
             "invalidate_all" => memo.invalidate_all(),
             "expire" => clock.advance(Duration::from_secs(10)),
-            "evict" => drop(memo.insert("other", 7)),
+            "evict" => drop(memo.insert("other", 7).unwrap()),
             _ => unreachable!(),
         }
         let after = memo.epoch("k");
@@ -177,7 +177,7 @@ fn caffeine_193_a_refresh_never_commits_after_its_entry_left() {
 #[test]
 fn invalidating_the_refresh_detaches_only_the_refresh() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let (open, gate) = oneshot::channel();
     let mut stale = pin!(memo.refresh("k", gated(gate, 2)));
     assert!(poll_once(stale.as_mut()).is_pending());
@@ -214,7 +214,7 @@ fn invalidating_the_refresh_detaches_only_the_refresh() {
 #[test]
 fn a_failed_refresh_leaves_the_entry_and_shares_one_error() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let (open, gate) = oneshot::channel::<()>();
     let mut first = pin!(memo.try_refresh("k", move || async move {
         gate.await.unwrap();
@@ -245,7 +245,7 @@ fn a_failed_refresh_leaves_the_entry_and_shares_one_error() {
 #[test]
 fn a_panicking_refresh_leaves_the_entry_served() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         futures::executor::block_on(memo.refresh("k", || async { panic!("refresh failed") }))
     }));
@@ -262,7 +262,7 @@ fn a_panicking_refresh_leaves_the_entry_served() {
 #[test]
 fn dropping_every_refresh_caller_drops_the_refresh_and_keeps_the_entry() {
     let memo = AsyncMemo::new();
-    let old = memo.insert("k", 1);
+    let old = memo.insert("k", 1).unwrap();
     let drops = Arc::new(AtomicUsize::new(0));
     let future = DropCounted {
         future: futures::future::pending::<u32>(),
@@ -290,7 +290,7 @@ fn dropping_every_refresh_caller_drops_the_refresh_and_keeps_the_entry() {
     assert_eq!(memo.stats().flights_abandoned, 1);
 }
 
-/// Semantics 16: an expired entry is never served, and a read after it expired starts a new
+/// Semantics 18: an expired entry is never served, and a read after it expired starts a new
 /// flight instead of joining its refresh (Guava joins, and hangs on a stuck reload).
 #[test]
 fn a_read_after_expiry_never_joins_the_expired_entrys_refresh() {
@@ -299,7 +299,7 @@ fn a_read_after_expiry_never_joins_the_expired_entrys_refresh() {
         .time_to_live(Duration::from_secs(10))
         .clock(clock.clone())
         .build();
-    memo.insert("k", 1);
+    memo.insert("k", 1).unwrap();
     let mut stuck = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(stuck.as_mut()).is_pending());
     clock.advance(Duration::from_secs(10));
@@ -325,7 +325,7 @@ fn a_refreshed_entry_lives_from_its_commit_and_a_refresh_is_not_a_read() {
         .time_to_idle(Duration::from_secs(4))
         .clock(clock.clone())
         .build();
-    memo.insert("k", 1);
+    memo.insert("k", 1).unwrap();
     clock.advance(Duration::from_secs(3));
     let (open, gate) = oneshot::channel();
     let mut refresh = pin!(memo.refresh("k", gated(gate, 2)));
@@ -354,7 +354,7 @@ fn a_refreshed_entry_lives_from_its_commit_and_a_refresh_is_not_a_read() {
 #[test]
 fn a_refresh_in_flight_is_not_an_entry() {
     let memo: AsyncMemo<&str, u32> = AsyncMemo::builder().max_capacity(1).shards(1).build();
-    memo.insert("k", 1);
+    memo.insert("k", 1).unwrap();
     let mut refresh = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(refresh.as_mut()).is_pending());
     assert_eq!(memo.len(), 1, "the refresh is not counted");
@@ -384,7 +384,7 @@ fn refresh_of_a_key_without_entry_is_get_or_init() {
 #[test]
 fn refresh_if_refreshes_only_the_generation_it_saw() {
     let memo = AsyncMemo::new();
-    let seen = memo.insert("jwks", 1);
+    let seen = memo.insert("jwks", 1).unwrap();
     let next =
         futures::executor::block_on(
             memo.refresh_if("jwks", seen.epoch(), |old| async move { old.value() + 1 }),
@@ -428,7 +428,7 @@ fn a_listener_can_tell_a_refresh_that_returned_the_same_resource() {
         me.set(memo.downgrade()).unwrap();
         memo
     };
-    memo.insert("c", Arc::clone(&shared));
+    memo.insert("c", Arc::clone(&shared)).unwrap();
     let again = Arc::clone(&shared);
     futures::executor::block_on(memo.refresh("c", move || async move { again }));
     assert_eq!(kept.load(Ordering::SeqCst), 1);

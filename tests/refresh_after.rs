@@ -1,4 +1,4 @@
-//! Automatic refresh (`refresh_after`, semantics 18 and the builder's rules): a stale read
+//! Automatic refresh (`refresh_after`, semantics 20 and the builder's rules): a stale read
 //! returns at once and hands one refresh to the user's spawner.
 
 mod common;

@@ -1,4 +1,4 @@
-//! `replace`: compare-and-swap on the observed epoch (semantics 17).
+//! `replace`: compare-and-swap on the observed epoch (semantics 19).
 
 mod common;
 
@@ -17,7 +17,7 @@ fn quick_cache_73_replace_swaps_only_the_generation_it_saw() {
     within_10s(|| {
         let memo: AsyncMemo<&str, usize> = AsyncMemo::new();
         for _ in 0..200 {
-            let seen = memo.insert("gen", 0).epoch();
+            let seen = memo.insert("gen", 0).unwrap().epoch();
             let wins = Arc::new(AtomicUsize::new(0));
             let threads: Vec<_> = (1..=4)
                 .map(|n| {
@@ -49,7 +49,7 @@ fn quick_cache_73_replace_swaps_only_the_generation_it_saw() {
 fn replace_reports_the_replaced_entry_and_refuses_a_stale_epoch() {
     let removed = log();
     let memo = AsyncMemo::builder().on_removal(recorder(&removed)).build();
-    let first = memo.insert("k", 1);
+    let first = memo.insert("k", 1).unwrap();
     let second = memo.replace("k", first.epoch(), 2).unwrap();
     assert!(second.epoch() > first.epoch());
     assert_eq!(
@@ -93,7 +93,7 @@ fn replace_over_a_flight_detaches_it() {
 #[test]
 fn replace_names_the_entry_not_its_refresh() {
     let memo = AsyncMemo::new();
-    let entry = memo.insert("k", 1);
+    let entry = memo.insert("k", 1).unwrap();
     let mut refresh = pin!(memo.refresh("k", futures::future::pending));
     assert!(poll_once(refresh.as_mut()).is_pending());
     let refreshing = memo.refreshing("k").unwrap();

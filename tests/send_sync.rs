@@ -1,7 +1,7 @@
 //! Auto traits of the public types and of every returned future.
 //!
-//! Static assertions: `AsyncMemo` is `Send + Sync + Clone`, `Entry` and `Epoch` have the traits a
-//! user relies on, and the futures returned by `get_or_init`, `get_or_try_init` and their
+//! Static assertions: `AsyncMemo` is `Send + Sync + Clone`, `Entry`, `Epoch` and `Refused` have
+//! the traits a user relies on, and the futures returned by `get_or_init`, `get_or_try_init` and their
 //! `_by_ref` variants are `Send` for `Send` keys, values and inits, so they can run on a
 //! multi-threaded executor. Most of this file is checked by the compiler; the tests only make
 //! sure it is compiled, plus one that really spawns the futures on a multi-threaded runtime.
@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Arc;
 
-use async_memo::{AsyncMemo, Entry, Epoch, MemoBuilder};
+use async_memo::{AsyncMemo, Entry, Epoch, MemoBuilder, Refused};
 
 fn assert_send<T: Send>(_: &T) {}
 fn assert_send_sync_clone_debug<T: Send + Sync + Clone + Debug + 'static>() {}
@@ -39,6 +39,17 @@ fn entry_and_epoch_traits() {
     assert_epoch_traits::<Epoch>();
     fn as_ref<V, T: AsRef<V>>() {}
     as_ref::<String, Entry<String>>();
+}
+
+#[test]
+fn refused_is_an_error_that_boxes_for_any_value() {
+    assert_send_sync_clone_debug::<Refused<String>>();
+    fn boxes<E: std::error::Error + Send + Sync + 'static>() {}
+    boxes::<Refused<String>>();
+    // Debug without the value: `insert(..).unwrap()` works for a `V` that is not `Debug`.
+    #[derive(Clone)]
+    struct Opaque;
+    assert_send_sync_clone_debug::<Refused<Opaque>>();
 }
 
 /// Builds (never polls) every kind of call future and asserts it is `Send`.
@@ -81,7 +92,10 @@ fn futures_are_send(memo: &AsyncMemo<String, Arc<str>>) {
     let try_refresh_by_ref =
         memo.try_refresh_by_ref("k", || async { Ok::<_, std::io::Error>(Arc::from("r")) });
     assert_send(&try_refresh_by_ref);
-    let epoch = memo.insert("k".to_string(), Arc::from("v")).epoch();
+    let epoch = memo
+        .insert("k".to_string(), Arc::from("v"))
+        .unwrap()
+        .epoch();
     let refresh_if = memo.refresh_if(
         "k".to_string(),
         epoch,

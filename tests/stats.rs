@@ -37,7 +37,7 @@ fn zero() -> Stats {
 fn hits_and_misses_of_get_and_get_or_init() {
     let memo: AsyncMemo<u32, u32> = AsyncMemo::new();
     assert!(memo.get(&1).is_none());
-    memo.insert(1, 10);
+    memo.insert(1, 10).unwrap();
     assert!(memo.get(&1).is_some());
     assert_eq!(
         *block_on(memo.get_or_init(1, || async { unreachable!() })).value(),
@@ -87,7 +87,7 @@ fn flights_detached_by_every_kind_of_removal() {
         |m| assert!(m.invalidate(&1, m.epoch(&1).unwrap())),
         |m| assert!(m.remove(&1).is_none(), "a flight is not an entry"),
         |m| {
-            m.insert(1, 99);
+            m.insert(1, 99).unwrap();
         },
         |m| m.invalidate_all(),
     ];
@@ -188,18 +188,18 @@ fn removals_per_cause(with_listener: bool) {
         });
     }
     let memo: AsyncMemo<u32, u32> = builder.build();
-    let e = memo.insert(1, 1).epoch();
+    let e = memo.insert(1, 1).unwrap().epoch();
     assert!(memo.invalidate(&1, e));
     assert!(!memo.invalidate(&1, e), "stale: not counted");
-    memo.insert(2, 2);
+    memo.insert(2, 2).unwrap();
     memo.remove(&2);
-    memo.insert(3, 3);
-    memo.insert(3, 33);
-    memo.insert(4, 4);
-    memo.insert(5, 5); // evicts 3 (capacity 2)
+    memo.insert(3, 3).unwrap();
+    memo.insert(3, 33).unwrap();
+    memo.insert(4, 4).unwrap();
+    memo.insert(5, 5).unwrap(); // evicts 3 (capacity 2)
     clock.advance(secs(10));
     assert!(memo.get(&4).is_none(), "expired: a miss");
-    memo.insert(6, 6);
+    memo.insert(6, 6).unwrap();
     memo.invalidate_all();
     let s = memo.stats();
     let mut expected = zero();
@@ -260,7 +260,7 @@ async fn the_flight_counters_add_up_after_concurrent_use() {
                         }
                     }
                     2 => {
-                        memo.insert(k, i);
+                        memo.insert(k, i).unwrap();
                     }
                     _ => {
                         memo.get_or_init(k, || async move {

@@ -417,7 +417,7 @@ async fn worker(shared: Arc<Shared>, task: u64, ops: u64) {
             }
             60..=69 => {
                 let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-                let entry = memo.insert(key, Val::new(id, key, &shared.live));
+                let entry = memo.insert(key, Val::new(id, key, &shared.live)).unwrap();
                 shared.observe_at(key, &entry, started, started_ms);
                 last_seen.insert(key, entry.epoch());
             }

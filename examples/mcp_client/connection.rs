@@ -114,6 +114,7 @@ pub async fn connect(
     let handler = Handler {
         tool_list_changed: hooks.tool_list_changed,
         handled: list_changed_tx,
+        stats: Arc::clone(&stats),
     };
     stats.initialize_sent();
     let service = handler
@@ -228,6 +229,7 @@ impl fmt::Debug for Connection {
 struct Handler {
     tool_list_changed: Box<dyn Fn() + Send + Sync>,
     handled: watch::Sender<u64>,
+    stats: Arc<Stats>,
 }
 
 impl ClientHandler for Handler {
@@ -241,6 +243,7 @@ impl ClientHandler for Handler {
     }
 
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.stats.list_changed_received();
         (self.tool_list_changed)();
         self.handled.send_modify(|n| *n += 1);
     }

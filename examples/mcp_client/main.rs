@@ -9,10 +9,12 @@
 //!
 //! Files, one job each: `client.rs` (the caches and the removal listener that closes what leaves
 //! them: the part to copy), `connection.rs` (one connection: child process, handshake, close
-//! handler), `cache.rs` (the fixed/naive switch), `naive.rs` (the seed bug), `server.rs` and
-//! `gates.rs` (the example server and how scenarios park it), `scenarios.rs`, `stats.rs`.
+//! handler), `cache.rs` (the fixed/naive switch), `naive.rs` (the seed bug), `server.rs`,
+//! `chatter.rs` and `gates.rs` (the example server, what it says unasked, how scenarios park it),
+//! `scenarios.rs`, `stats.rs`.
 
 mod cache;
+mod chatter;
 mod client;
 mod connection;
 mod gates;

@@ -4,6 +4,12 @@
 //! - `change_tools` adds a tool and sends `notifications/tools/list_changed`;
 //! - `crash` exits the process without answering, like a server that dies mid-call;
 //! - gates (see `gates.rs`) let a scenario park it in `initialize` or `tools/list`.
+//!
+//! Like some third-party servers, it can also talk on its own (`--server` must cope with that):
+//! - `--list-changed-after-initialize` sends `notifications/tools/list_changed` as soon as the
+//!   client says it is initialized, before any request;
+//! - `--list-changed-every <ms>` sends it every `ms` milliseconds, from then until the client
+//!   goes away.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,9 +18,10 @@ use rmcp::model::{
     InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
     ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+use crate::chatter::Chatter;
 use crate::gates;
 
 /// Runs the server on stdin/stdout until the client closes stdin.
@@ -26,10 +33,13 @@ pub fn main() -> std::process::ExitCode {
         .expect("server: tokio runtime");
     runtime.block_on(async {
         gates::checkpoint(gates::STARTUP).await;
-        let server = DemoServer::default()
-            .serve(rmcp::transport::stdio())
-            .await
-            .expect("server: handshake");
+        let server = DemoServer {
+            chatter: Chatter::from_args(std::env::args().skip(1)),
+            ..DemoServer::default()
+        }
+        .serve(rmcp::transport::stdio())
+        .await
+        .expect("server: handshake");
         let _ = server.waiting().await;
     });
     // Exit now: the blocking stdin reader would otherwise hold the runtime's shutdown.
@@ -39,6 +49,7 @@ pub fn main() -> std::process::ExitCode {
 #[derive(Clone)]
 struct DemoServer {
     tools: Arc<Mutex<Vec<Tool>>>,
+    chatter: Chatter,
 }
 
 impl Default for DemoServer {
@@ -49,6 +60,7 @@ impl Default for DemoServer {
             .collect();
         DemoServer {
             tools: Arc::new(Mutex::new(tools)),
+            chatter: Chatter::Quiet,
         }
     }
 }
@@ -79,6 +91,26 @@ impl ServerHandler for DemoServer {
         gates::checkpoint(gates::INITIALIZE).await;
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let peer = context.peer;
+        match self.chatter {
+            Chatter::Quiet => {}
+            Chatter::ListChangedAfterInitialize => {
+                let _ = peer.notify_tool_list_changed().await;
+            }
+            Chatter::ListChangedEvery(every) => {
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(every);
+                    ticks.tick().await; // the first tick is immediate: notify at once, too
+                    // Until the client is gone: sending then fails.
+                    while peer.notify_tool_list_changed().await.is_ok() {
+                        ticks.tick().await;
+                    }
+                });
+            }
+        }
     }
 
     async fn list_tools(

@@ -1,5 +1,6 @@
 //! The counts every verdict quotes: servers spawned, live processes, `initialize` and
-//! `tools/list` requests sent.
+//! `tools/list` requests sent, and `tools/list_changed` notifications received (what a server
+//! did on its own, which a verdict must allow for).
 
 use std::fmt;
 use std::sync::Mutex;
@@ -10,6 +11,7 @@ pub struct Stats {
     spawned: Mutex<Vec<u32>>,
     initialize: AtomicUsize,
     tools_list: AtomicUsize,
+    list_changed: AtomicUsize,
 }
 
 /// A snapshot of [`Stats`], with the live processes counted at that moment.
@@ -19,6 +21,8 @@ pub struct Counts {
     pub live: usize,
     pub initialize: usize,
     pub tools_list: usize,
+    /// `tools/list_changed` notifications received (counted before they invalidate anything).
+    pub list_changed: usize,
 }
 
 impl Stats {
@@ -31,7 +35,11 @@ impl Stats {
     }
 
     pub fn tools_list_sent(&self) {
-        self.tools_list.fetch_add(1, Ordering::Relaxed);
+        self.tools_list.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn list_changed_received(&self) {
+        self.list_changed.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Pids of the spawned servers that are still running (not exited, not a zombie).
@@ -46,7 +54,10 @@ impl Stats {
             spawned,
             live: self.live_pids().len(),
             initialize: self.initialize.load(Ordering::Relaxed),
-            tools_list: self.tools_list.load(Ordering::Relaxed),
+            // `tools/list` before `list_changed`: a notification is counted before it invalidates,
+            // so every refetch it caused is matched by a count read after it.
+            tools_list: self.tools_list.load(Ordering::SeqCst),
+            list_changed: self.list_changed.load(Ordering::SeqCst),
         }
     }
 }
@@ -57,7 +68,11 @@ impl fmt::Display for Counts {
             f,
             "spawned {}, live {}, initialize {}, tools/list {}",
             self.spawned, self.live, self.initialize, self.tools_list
-        )
+        )?;
+        if self.list_changed > 0 {
+            write!(f, ", list_changed received {}", self.list_changed)?;
+        }
+        Ok(())
     }
 }
 

@@ -104,7 +104,7 @@ where
         *now(self.0.get_or_init(key, init)).value()
     }
     fn insert(&self, key: u64, value: u64) {
-        self.0.insert(key, value);
+        self.0.insert(key, value).unwrap();
     }
     #[inline]
     fn churn(&self, key: u64) -> u64 {

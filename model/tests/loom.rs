@@ -153,7 +153,7 @@ fn insert_survives_stale_invalidate_and_detached_flight() {
             thread::spawn(move || block_on(memo.get_or_init(1, || gate.wait(1))))
         };
         let observed = memo.epoch(&1);
-        let inserted = memo.insert(1, 2).epoch();
+        let inserted = memo.insert(1, 2).unwrap().epoch();
         if let Some(observed) = observed {
             assert!(
                 !memo.invalidate(&1, observed),

@@ -76,7 +76,7 @@ fn flights_race_inserts_and_invalidations() {
                     let mut inserted = HashMap::new();
                     for key in 0..3u8 {
                         let observed = memo.epoch(&key);
-                        let epoch = memo.insert(key, 100 + u32::from(key)).epoch();
+                        let epoch = memo.insert(key, 100 + u32::from(key)).unwrap().epoch();
                         if let Some(observed) = observed {
                             assert!(!memo.invalidate(&key, observed), "a stale epoch deletes");
                         }
@@ -265,6 +265,49 @@ fn expiry_with_a_manual_clock() {
                     RemovalCause::Expired | RemovalCause::Invalidated
                 ));
             }
+        });
+    });
+}
+
+/// Issue 9: entries heavier than their shard's share borrow capacity from the other shards. Two
+/// heavy inserts and a stream of light ones race on four shards: every insert is admitted,
+/// nothing deadlocks (one shard lock at a time, the admission lock never taken under a shard
+/// lock), and the total weight ends within the bound.
+#[test]
+fn heavy_entries_borrow_capacity_across_shards() {
+    check(|| {
+        block_on(async {
+            let memo: Memo = AsyncMemo::builder()
+                .max_capacity(10)
+                .shards(4)
+                .weigher(|_, weight: &u32| *weight)
+                .build();
+            let mut tasks = Vec::new();
+            for (key, weight) in [(0u8, 8u32), (1, 9)] {
+                let memo = memo.clone();
+                tasks.push(spawn(async move {
+                    assert!(memo.insert(key, weight).is_ok(), "weight {weight} refused");
+                }));
+            }
+            let light = memo.clone();
+            tasks.push(spawn(async move {
+                for key in 2..6u8 {
+                    assert!(light.insert(key, 1).is_ok());
+                }
+            }));
+            for task in tasks {
+                task.await.expect("the task panicked");
+            }
+            let total: u32 = (0..6u8)
+                .filter_map(|k| memo.get(&k))
+                .map(|e| *e.value())
+                .sum();
+            assert!(total <= 10, "{total} resident, bound 10");
+            assert!(
+                memo.insert(9, 10).is_ok(),
+                "the whole capacity, after the race"
+            );
+            assert_eq!(memo.len(), 1);
         });
     });
 }

@@ -14,6 +14,10 @@ use crate::policy::Token;
 use crate::removal::Removals;
 use crate::{Entry, Epoch, RemovalCause};
 
+/// A `replace` that did not swap: the epoch the key holds, and the key and arrival it did not
+/// store.
+pub(crate) type Unswapped<K, V> = (Option<Epoch>, K, Arrival<V>);
+
 impl<K, V> ShardMap<K, V>
 where
     V: Send + Sync + 'static,
@@ -161,7 +165,8 @@ where
 
     /// Compare-and-swap: stores `arrival` under `key` only if the key holds `observed` (a ready
     /// entry, reported as `Replaced`, or a flight, detached and handed back). Otherwise changes
-    /// nothing (but purges an expired entry) and returns the epoch the key holds now.
+    /// nothing (but purges an expired entry) and returns the epoch the key holds now, with the
+    /// key and the arrival, to be dropped after unlocking.
     pub(crate) fn replace(
         &mut self,
         hash: u64,
@@ -170,12 +175,12 @@ where
         arrival: Arrival<V>,
         at: Moment,
         out: &mut Removals<K, V>,
-    ) -> Result<Option<Detached<K, V>>, Option<Epoch>>
+    ) -> Result<Option<Detached<K, V>>, Unswapped<K, V>>
     where
         K: Eq,
     {
         let current = match self.table.find_entry(hash, is_key(hash, &key)) {
-            Err(_) => return Err(None),
+            Err(_) => return Err((None, key, arrival)),
             Ok(found) => match &found.get().slot {
                 Slot::Ready(ready) if ready.is_expired(at) => {
                     let (bucket, _) = found.remove();
@@ -183,13 +188,13 @@ where
                         unreachable!()
                     };
                     self.retire(hash, bucket.key, ready, RemovalCause::Expired, at, out);
-                    return Err(None);
+                    return Err((None, key, arrival));
                 }
                 slot => slot.epoch(),
             },
         };
         if current != observed {
-            return Err(Some(current));
+            return Err((Some(current), key, arrival));
         }
         Ok(self.insert(hash, key, arrival, at, out))
     }

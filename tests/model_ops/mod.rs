@@ -1023,7 +1023,7 @@ fn apply<'m>(
         Op::Insert { key } => {
             let key = key % KEYS;
             let id = live.next_id.fetch_add(1, SeqCst);
-            let entry = memo.insert(key, Val::new(id, live));
+            let entry = memo.insert(key, Val::new(id, live)).unwrap();
             model.see_epoch(key, entry.epoch())?;
             if entry.value().id != id {
                 return Err(format!("insert returned value {}", entry.value().id));
