@@ -348,6 +348,59 @@ fn value_drop_calls_memo_on_every_path_without_deadlock() {
     });
 }
 
+/// Pins: `Drop` of `V` may call the memo on the refresh, replace and sweep paths too: a swap
+/// that loses (its value is handed back and dropped after the lock), a swap that wins, a refresh
+/// that commits over its entry, a detached refresh, and `invalidate_if`.
+#[test]
+fn value_drop_calls_memo_on_refresh_and_replace_paths_without_deadlock() {
+    within_10s(|| {
+        let hook = Arc::new(OnceLock::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let memo: HookedMemo = one_shard();
+        assert!(hook.set(memo.clone()).is_ok());
+        let v = |key| Hooked::new(key, &hook, &runs);
+        let ran = || runs.load(Ordering::SeqCst);
+
+        let other = memo.insert(99, v(99).plain(99)).unwrap().epoch();
+        let seen = memo.insert(1, v(1)).unwrap().epoch();
+        let before = ran();
+        let stale = memo.replace(1, other, v(1));
+        assert!(
+            stale.is_err() && ran() > before,
+            "the losing value was dropped"
+        );
+        let won = memo.replace(1, seen, v(1)).unwrap();
+        drop(won);
+        let value = v(1);
+        drop(block_on(memo.refresh(1, move || async move { value })));
+        let (tx, rx) = oneshot::channel::<()>();
+        let value = v(1);
+        let mut refresh = pin!(memo.refresh(1, move || async move {
+            rx.await.unwrap();
+            value
+        }));
+        let noop = noop_waker();
+        assert!(
+            refresh
+                .as_mut()
+                .poll(&mut Context::from_waker(&noop))
+                .is_pending()
+        );
+        assert!(memo.invalidate(&1, memo.refreshing(&1).unwrap()));
+        tx.send(()).unwrap();
+        assert!(
+            refresh
+                .as_mut()
+                .poll(&mut Context::from_waker(&noop))
+                .is_ready()
+        );
+        memo.insert(2, v(2)).unwrap();
+        assert!(memo.invalidate_if(|_, _| true) >= 1);
+        assert!(ran() > before);
+        memo.invalidate_all();
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drop of K
 // ---------------------------------------------------------------------------------------------
