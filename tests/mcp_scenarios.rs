@@ -115,6 +115,17 @@ async fn seed_race_naive_loses_b_and_leaks_a_live_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changed_refreshes_while_callers_keep_the_current_list() {
+    let verdict = run(scenarios::list_changed_refresh(
+        &example_server(),
+        Mode::Fixed,
+    ))
+    .await;
+    assert_passed(&verdict);
+    assert_eq!(verdict.counts.tools_list, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_changed_while_tools_list_in_flight() {
     let verdict = run(scenarios::list_changed_in_flight(
         &example_server(),

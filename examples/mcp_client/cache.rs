@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use async_memo::{AsyncMemo, Entry, Epoch, RemovalCause};
+use async_memo::{AsyncMemo, Entry, Epoch, RemovalCause, Stats};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -86,6 +86,33 @@ where
         E: Send + Sync + 'static,
     {
         self.memo.get_or_try_init_with_epoch(key, init)
+    }
+
+    /// Recomputes `key` while its ready entry keeps being served; commits only onto that entry.
+    pub fn try_refresh<F, Fut, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> impl Future<Output = Result<Entry<V>, Arc<E>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        self.memo.try_refresh(key, init)
+    }
+
+    /// The epoch of the refresh in flight for `key`, if any.
+    pub fn refreshing(&self, key: &K) -> Option<Epoch> {
+        self.memo.refreshing(key)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.memo.stats()
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn get(&self, key: &K) -> Option<Entry<V>> {

@@ -206,6 +206,33 @@ impl McpClient {
         }
     }
 
+    /// Refreshes the tool list `key` names, if its connection is still the cached one: one
+    /// `tools/list`, committed only onto the list it refreshes. A failure leaves that list.
+    async fn refresh_tools(&self, key: ToolsKey) {
+        let Some(connection) = self.inner.connections.get(&key.server) else {
+            return;
+        };
+        if connection.epoch() != key.connection {
+            return; // that connection left: its list is gone or going
+        }
+        let peer = connection.value().peer().clone();
+        let stats = Arc::clone(&self.inner.stats);
+        let refreshed = self
+            .inner
+            .tools
+            .try_refresh(key, || async move {
+                stats.tools_list_sent();
+                peer.list_all_tools().await.map(Arc::new)
+            })
+            .await;
+        drop(refreshed);
+    }
+
+    /// The tool-list memo's counters (refreshes started, committed, detached).
+    pub fn tools_stats(&self) -> async_memo::Stats {
+        self.inner.tools.stats()
+    }
+
     pub async fn call_tool(&self, name: &str, tool: &str) -> Result<CallToolResult, ClientError> {
         let connection = self.connection(name).await?;
         let request = CallToolRequestParams::new(tool.to_owned());
@@ -298,12 +325,25 @@ impl McpClient {
         // Weak: a connection's close handler must not keep the client (and its memo) alive.
         let client = Arc::downgrade(&self.inner);
         let key = key.clone();
+        let refresher = Weak::clone(&client);
         Hooks {
             tool_list_changed: Box::new(move || {
-                // Invalidate this connection's list by the epoch we observe now: the ready list, or
-                // the `tools/list` in flight, whose answer may predate the change and so is never
-                // stored. Lists of other connections have other keys and are not touched.
-                if let Some(observed) = tools.epoch(&tools_key) {
+                // Lists of other connections have other keys and are not touched.
+                if tools.mode() == Mode::Fixed && tools.get(&tools_key).is_some() {
+                    // A refresh that started before this notification may carry the old list:
+                    // detach it (it will never be stored), then refresh anew. Callers keep the
+                    // current list meanwhile, instead of waiting for a `tools/list`.
+                    if let Some(stale) = tools.refreshing(&tools_key) {
+                        tools.invalidate(&tools_key, stale);
+                    }
+                    if let Some(inner) = refresher.upgrade() {
+                        let key = tools_key.clone();
+                        tokio::spawn(async move { McpClient { inner }.refresh_tools(key).await });
+                    }
+                } else if let Some(observed) = tools.epoch(&tools_key) {
+                    // No list yet: the `tools/list` in flight may predate the change. Invalidate
+                    // it by the epoch we observe now: its answer is never stored. (`--naive`
+                    // drops a ready list this way too.)
                     tools.invalidate(&tools_key, observed);
                 }
             }),

@@ -74,7 +74,7 @@ async fn demo(mode: Mode) -> bool {
             println!("MCP client, NAIVE: deletes are `cache.delete(key)` (the seed bug)")
         }
     }
-    let verdicts = vec![
+    let mut verdicts = vec![
         run(1, scenarios::seed_race(&target, mode)).await,
         run(2, scenarios::list_changed_in_flight(&target, mode)).await,
         run(3, scenarios::old_connection_events(&target, mode)).await,
@@ -84,6 +84,10 @@ async fn demo(mode: Mode) -> bool {
         run(7, scenarios::failed_connect(&target, mode)).await,
         run(8, scenarios::cancellation(&target, mode)).await,
     ];
+    if mode == Mode::Fixed {
+        // Refresh has no naive counterpart: the seed's client drops the list.
+        verdicts.push(run(9, scenarios::list_changed_refresh(&target, mode)).await);
+    }
     conclude(&verdicts, mode)
 }
 

@@ -576,3 +576,76 @@ async fn cancellation_steps(run: &mut Run) -> Outcome {
         "dropped callers did not cancel the others nor poison the key".to_owned(),
     ))
 }
+
+/// 9. `list_changed` with a tool list in hand: callers keep the current list while one refresh
+/// fetches the new one, and a second `list_changed` detaches the refresh that started before it
+/// (its answer may predate the change: it is never stored). Fixed mode only: the naive client has
+/// no refresh, it drops the list.
+pub async fn list_changed_refresh(target: &Target, mode: Mode) -> Verdict {
+    let mut run = Run::new(target, mode).await;
+    let outcome = list_changed_refresh_steps(&mut run).await;
+    run.finish("list_changed refreshes the tool list", outcome)
+        .await
+}
+
+async fn list_changed_refresh_steps(run: &mut Run) -> Outcome {
+    let client = run.client.clone();
+    let connection = client.connection(SERVER).await?;
+    let current = client.tools(SERVER).await?;
+    let first = run.gates.hold(gates::TOOLS_LIST);
+    client.call_tool(SERVER, "change_tools").await?;
+    connection.list_changed_handled(1).await;
+    let stale = first.await;
+    run.say("list_changed #1: a refresh's tools/list is parked in the server (one new tool)");
+    // A hit: nothing to wait for, so the call is ready at its first poll.
+    let served = client.tools(SERVER).now_or_never();
+    let kept = matches!(&served, Some(Ok(list)) if Arc::ptr_eq(list, &current));
+    run.say(format!(
+        "meanwhile a caller {}",
+        if kept {
+            "got the current list at once"
+        } else {
+            "did not get the current list at once"
+        }
+    ));
+    let second = run.gates.hold(gates::TOOLS_LIST);
+    client.call_tool(SERVER, "change_tools").await?;
+    connection.list_changed_handled(2).await;
+    let fresh = second.await;
+    run.say(
+        "list_changed #2: the first refresh is detached, a second one is parked (two new tools)",
+    );
+    fresh.release().await;
+    stale.release().await;
+    // Both refreshes finish in their own tasks: wait until the second committed and the first
+    // finished detached (conditions, not time; the test's watchdog bounds the wait).
+    while client.tools_stats().refreshes_committed < 1
+        || client.tools_stats().refreshes_detached < 1
+    {
+        tokio::task::yield_now().await;
+    }
+    let stored = client
+        .cached_tools(&connection)
+        .map(|e| e.into_value())
+        .unwrap_or_default();
+    let new_tools = stored.iter().filter(|t| t.name.starts_with("new_")).count();
+    let stats = client.tools_stats();
+    let lists = run.measure().tools_list;
+    run.say(format!(
+        "stored: {} tools ({new_tools} new); refreshes committed {}, detached {}",
+        stored.len(),
+        stats.refreshes_committed,
+        stats.refreshes_detached
+    ));
+    Ok((
+        kept && new_tools == 2 && lists == 3,
+        format!(
+            "callers kept the current list; the stale refresh was {}",
+            if new_tools == 2 {
+                "never stored"
+            } else {
+                "stored"
+            }
+        ),
+    ))
+}
