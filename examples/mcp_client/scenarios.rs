@@ -578,9 +578,9 @@ async fn cancellation_steps(run: &mut Run) -> Outcome {
 }
 
 /// 9. `list_changed` with a tool list in hand: callers keep the current list while one refresh
-/// fetches the new one, and a second `list_changed` detaches the refresh that started before it
-/// (its answer may predate the change: it is never stored). Fixed mode only: the naive client has
-/// no refresh, it drops the list.
+///    fetches the new one, and a second `list_changed` detaches the refresh that started before
+///    it (its answer may predate the change: it is never stored). Fixed mode only: the naive
+///    client has no refresh, it drops the list.
 pub async fn list_changed_refresh(target: &Target, mode: Mode) -> Verdict {
     let mut run = Run::new(target, mode).await;
     let outcome = list_changed_refresh_steps(&mut run).await;
