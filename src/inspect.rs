@@ -58,6 +58,28 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone,
 {
+    /// The total weight of the ready entries: what counts against
+    /// [`max_capacity`](Self::max_capacity). In a bounded memo it is the weigher's sum (each
+    /// entry weighed once, at its commit); without a bound no weight is kept and each entry
+    /// counts 1, so it equals [`len`](Self::len). Like `len`, it counts an expired entry until it
+    /// is purged, and is read shard by shard (not atomic while writers run).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<&str, String> = async_memo::AsyncMemo::builder()
+    ///     .max_capacity(100)
+    ///     .weigher(|_, v: &String| v.len() as u32)
+    ///     .build();
+    /// memo.insert("a", "xyz".to_string()).unwrap();
+    /// memo.insert("b", "hello".to_string()).unwrap();
+    /// assert_eq!(memo.weighted_size(), 8);
+    /// assert_eq!(memo.max_capacity(), Some(100));
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        self.table.weighted_size()
+    }
+
     /// A weakly consistent snapshot of the ready, unexpired entries, shard by shard: each shard
     /// is copied under its read lock when the iterator reaches it (writers to that shard wait for
     /// one shard's copy, never longer), so an entry stored or removed meanwhile may or may not be

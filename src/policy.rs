@@ -141,7 +141,7 @@ impl Policy {
         }
     }
 
-    fn weight(&self) -> u64 {
+    pub(crate) fn weight(&self) -> u64 {
         self.small.weight + self.main.weight
     }
 

@@ -156,6 +156,14 @@ impl<K, V> ShardMap<K, V> {
     pub(crate) fn ready(&self) -> usize {
         self.ready
     }
+
+    /// The total weight of the ready entries: the policy's resident weight in a bounded shard
+    /// (invariant 2), one per entry otherwise.
+    pub(crate) fn weight(&self) -> u64 {
+        self.policy
+            .as_ref()
+            .map_or(self.ready as u64, |policy| policy.weight())
+    }
 }
 
 /// The table seen by the policy: tokens are found by hash and checked by epoch.

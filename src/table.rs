@@ -181,6 +181,10 @@ impl<K, V, S> Table<K, V, S> {
         self.shards.iter().map(|s| s.map.read().ready()).sum()
     }
 
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.shards.iter().map(|s| s.map.read().weight()).sum()
+    }
+
     pub(crate) fn measure(&self) -> &Measure<K, V> {
         &self.measure
     }

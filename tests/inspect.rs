@@ -159,3 +159,30 @@ fn a_listener_with_its_memo_stores_a_successor_and_frees_the_memo() {
         "the listener keeps no reference: no cycle"
     );
 }
+
+#[test]
+fn weighted_size_is_the_total_weight_of_the_ready_entries() {
+    let memo: AsyncMemo<u32, Vec<u8>> = AsyncMemo::builder()
+        .max_capacity(100)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .shards(4)
+        .build();
+    memo.insert(1, vec![0; 30]).unwrap();
+    memo.insert(2, vec![0; 50]).unwrap();
+    assert_eq!(memo.weighted_size(), 80);
+    let mut refresh = pin!(memo.refresh(1, futures::future::pending));
+    assert!(poll_once(refresh.as_mut()).is_pending());
+    assert_eq!(
+        memo.weighted_size(),
+        80,
+        "a refresh in flight weighs nothing"
+    );
+    memo.insert(3, vec![0; 60]).unwrap();
+    assert!(memo.weighted_size() <= 100, "evicted down to the bound");
+    assert_eq!(memo.max_capacity(), Some(100));
+
+    let plain: AsyncMemo<u32, Vec<u8>> = AsyncMemo::new();
+    plain.insert(1, vec![0; 30]).unwrap();
+    plain.insert(2, vec![0; 50]).unwrap();
+    assert_eq!((plain.weighted_size(), plain.max_capacity()), (2, None));
+}
