@@ -6,9 +6,7 @@
 //! displaced (keys, values, flights) only after releasing it.
 
 use std::borrow::Borrow;
-use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,33 +21,14 @@ use crate::stats::{Counters, bump};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
+mod refresh;
+
+pub(crate) use refresh::{RefreshAfter, RefreshRule, Task};
+
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
-/// A per-entry refresh interval (`refresh_after_entry`); same shape as `expire_after`.
-pub(crate) type RefreshAfter<K, V> = ExpireAfter<K, V>;
-
-/// A task for the user's spawner: an automatic refresh, driven by the task that runs it.
-pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// The user's spawner (`refresh_after`): the crate never spawns by itself.
-pub(crate) type Spawner = Arc<dyn Fn(Task) + Send + Sync>;
-
-/// Makes the task that drives an automatic refresh flight to its end. A function pointer
-/// instantiated where the builder could require `Send + Sync + 'static` of `K` and `S`, so the
-/// table can launch tasks without those bounds on every method.
-pub(crate) type Launch<K, V, S> = fn(Arc<Table<K, V, S>>, K, Arc<Flight<V>>) -> Task;
-
-/// Automatic refresh: when a read finds an entry older than its interval, one refresh is started
-/// with that reader's `init` and handed to `spawn`.
-pub(crate) struct RefreshRule<K, V, S> {
-    /// The interval after a commit (and after a failed refresh) before the next automatic one.
-    pub(crate) after: Duration,
-    pub(crate) spawn: Spawner,
-    pub(crate) launch: Launch<K, V, S>,
-}
-
 /// How many expired entries a write purges on the side (amortized maintenance).
-const PURGE_BUDGET: usize = 8;
+pub(crate) const PURGE_BUDGET: usize = 8;
 
 /// What a memo was built with.
 pub(crate) struct Settings<K, V, S> {
@@ -187,17 +166,6 @@ impl<K, V, S> Table<K, V, S> {
 
     pub(crate) fn measure(&self) -> &Measure<K, V> {
         &self.measure
-    }
-
-    pub(crate) fn refresh_rule(&self) -> Option<&RefreshRule<K, V, S>> {
-        self.refresh.as_ref()
-    }
-
-    /// When an entry whose automatic refresh fails (or starts) at `now` is tried again.
-    fn retry_at(&self, now: Tick) -> Tick {
-        self.refresh
-            .as_ref()
-            .map_or(Tick::NEVER, |r| now.after(r.after))
     }
 
     /// The time, read before locking (the clock is user code); timeless without expiry.
@@ -604,72 +572,5 @@ where
             }
             Leave::Last => unreachable!("leave with `may_abandon` never answers `Last`"),
         }
-    }
-
-    /// Compare-and-swap (`replace`): stores `value` under a fresh epoch only if `key` holds
-    /// `observed`. Returns the new epoch, or the epoch the key holds now.
-    pub(crate) fn replace(
-        &self,
-        key: K,
-        observed: Epoch,
-        value: V,
-    ) -> Result<Epoch, Option<Epoch>> {
-        let admission = self.measure.measure(Some(&key), &value);
-        if self
-            .max_capacity()
-            .is_some_and(|max| u64::from(admission.weight) > max)
-        {
-            // Refused: a swap must change nothing when it does not store (semantics 19).
-            return Err(self.epoch(&key));
-        }
-        let at = self.moment();
-        let hash = self.hash(&key);
-        let mut out = Removals::new();
-        let (result, handed_back) = self.store(hash, admission.weight, &mut out, |map, out| {
-            // Drawn under the write lock, so a key's successive slots have rising epochs (one
-            // is spent when the swap fails: epochs only need to be unique and rising).
-            let epoch = Epoch::next();
-            let arrival = self.arrival(Entry::new(value, epoch), admission, at);
-            let result = map.replace(hash, key, observed, arrival, at, out);
-            map.purge(at, PURGE_BUDGET, out);
-            match result {
-                Ok(detached) => (Ok(epoch), Ok(detached)),
-                Err((current, key, arrival)) => (Err(current), Err((key, arrival))),
-            }
-        });
-        // The flight a swap detached, or what it did not store: dropped with no lock held.
-        drop(handed_back);
-        self.report(out);
-        result
-    }
-
-    /// The epoch of the refresh in flight for `key` (`refreshing`).
-    pub(crate) fn refreshing<Q>(&self, key: &Q) -> Option<Epoch>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let at = self.moment();
-        let hash = self.hash(key);
-        self.shard(hash).map.read().refreshing(hash, key, at)
-    }
-
-    /// Starts the automatic refresh of the entry `of` of `key`, if it is due and nobody else
-    /// started it; see `ShardMap::begin_auto_refresh`.
-    pub(crate) fn begin_auto_refresh<Q>(&self, key: &Q, of: Epoch) -> Option<Arc<Flight<V>>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let at = self.moment();
-        let retry = self.retry_at(at.now);
-        let hash = self.hash(key);
-        let flight = self
-            .shard(hash)
-            .map
-            .write()
-            .begin_auto_refresh(hash, key, of, at, retry)?;
-        self.started(&flight);
-        Some(flight)
     }
 }

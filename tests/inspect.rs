@@ -165,7 +165,7 @@ fn weighted_size_is_the_total_weight_of_the_ready_entries() {
     let memo: AsyncMemo<u32, Vec<u8>> = AsyncMemo::builder()
         .max_capacity(100)
         .weigher(|_, v: &Vec<u8>| v.len() as u32)
-        .shards(4)
+        .shards(1)
         .build();
     memo.insert(1, vec![0; 30]).unwrap();
     memo.insert(2, vec![0; 50]).unwrap();
