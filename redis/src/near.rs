@@ -4,6 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_memo::AsyncMemo;
@@ -88,15 +89,16 @@ impl<K, V, T: fmt::Debug, C> fmt::Debug for NearMemo<K, V, T, C> {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-pub struct NearMemoBuilder<K, T, C = Plain> {
+pub struct NearMemoBuilder<K, V, T, C = Plain> {
     log: T,
+    value: PhantomData<fn() -> V>,
     codec: C,
     when_disconnected: WhenDisconnected,
     batch: usize,
     listener: Option<Listener<K>>,
 }
 
-impl<K, T: fmt::Debug, C: fmt::Debug> fmt::Debug for NearMemoBuilder<K, T, C> {
+impl<K, V, T: fmt::Debug, C: fmt::Debug> fmt::Debug for NearMemoBuilder<K, V, T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NearMemoBuilder")
             .field("log", &self.log)
@@ -108,7 +110,7 @@ impl<K, T: fmt::Debug, C: fmt::Debug> fmt::Debug for NearMemoBuilder<K, T, C> {
     }
 }
 
-impl<K, T: Transport, C> NearMemoBuilder<K, T, C> {
+impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
     /// The codec for keys (default [`Plain`]). Every process of the namespace must use the same.
     ///
     /// # Examples
@@ -118,9 +120,10 @@ impl<K, T: Transport, C> NearMemoBuilder<K, T, C> {
     /// let builder = NearMemo::<u32, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).codec(Plain);
     /// # Ok::<(), redis::RedisError>(())
     /// ```
-    pub fn codec<C2>(self, codec: C2) -> NearMemoBuilder<K, T, C2> {
+    pub fn codec<C2>(self, codec: C2) -> NearMemoBuilder<K, V, T, C2> {
         NearMemoBuilder {
             log: self.log,
+            value: PhantomData,
             codec,
             when_disconnected: self.when_disconnected,
             batch: self.batch,
@@ -205,7 +208,7 @@ impl<K, T: Transport, C> NearMemoBuilder<K, T, C> {
     ///     NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).start(AsyncMemo::new()).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn start<V>(self, memo: AsyncMemo<K, V>) -> Result<NearMemo<K, V, T, C>, T::Error>
+    pub async fn start(self, memo: AsyncMemo<K, V>) -> Result<NearMemo<K, V, T, C>, T::Error>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
@@ -249,13 +252,7 @@ fn new_origin() -> u64 {
         .max(1)
 }
 
-impl<K, V, T, C> NearMemo<K, V, T, C>
-where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    T: Transport,
-    C: KeyCodec<K>,
-{
+impl<K, V, T: Transport> NearMemo<K, V, T, Plain> {
     /// A builder that will read and publish through `log`.
     ///
     /// # Examples
@@ -265,16 +262,25 @@ where
     /// let builder = NearMemo::<String, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?);
     /// # Ok::<(), redis::RedisError>(())
     /// ```
-    pub fn builder(log: T) -> NearMemoBuilder<K, T, Plain> {
+    pub fn builder(log: T) -> NearMemoBuilder<K, V, T, Plain> {
         NearMemoBuilder {
             log,
+            value: PhantomData,
             codec: Plain,
             when_disconnected: WhenDisconnected::default(),
             batch: 512,
             listener: None,
         }
     }
+}
 
+impl<K, V, T, C> NearMemo<K, V, T, C>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    T: Transport,
+    C: KeyCodec<K>,
+{
     /// The memo itself: every method of [`AsyncMemo`] works on it, and remote invalidations
     /// reach it. Reads through it ignore [`WhenDisconnected::Bypass`].
     ///
