@@ -96,6 +96,7 @@ async fn coordinate(redis: &str, processes: usize, seconds: f64) {
     println!("# Invalidation propagation: {processes} processes, one Redis stream, {redis}\n");
     println!("| phase | published | per second | applied everywhere | gaps | p50 | p99 | max |");
     println!("|---|---:|---:|---|---:|---:|---:|---:|");
+    let (mut grand_total, mut own_totals) = (0u64, vec![0u64; processes]);
     for phase in ["light", "flat-out"] {
         for (_, stdin, _) in &mut children {
             stdin
@@ -108,9 +109,16 @@ async fn coordinate(redis: &str, processes: usize, seconds: f64) {
             published.push(expect(lines, "PUBLISHED").await.parse::<u64>().unwrap());
         }
         let total: u64 = published.iter().sum();
-        for ((_, stdin, _), own) in children.iter_mut().zip(&published) {
+        // Cumulative over the phases: a child may apply the first records of a phase before
+        // it has read its own RUN line.
+        grand_total += total;
+        for (((_, stdin, _), own), own_total) in
+            children.iter_mut().zip(&published).zip(&mut own_totals)
+        {
+            *own_total += own;
+            let expected = grand_total - *own_total;
             stdin
-                .write_all(format!("EXPECT {}\n", total - own).as_bytes())
+                .write_all(format!("EXPECT {expected}\n").as_bytes())
                 .await
                 .unwrap();
         }
@@ -180,8 +188,6 @@ async fn run_child(redis: &str, namespace: &str) {
         match words.as_slice() {
             ["RUN", phase, seconds] => {
                 let seconds: f64 = seconds.parse().unwrap();
-                let applied_before = near.stats().applied;
-                lags.lock().unwrap().clear();
                 let published = Arc::new(AtomicU64::new(0));
                 let started = Instant::now();
                 // Light: one record per process every 4 ms. Flat out: 8 publishers per process
@@ -217,14 +223,20 @@ async fn run_child(redis: &str, namespace: &str) {
                     }
                 };
                 // A failure guard, not a measurement: the reader drains in milliseconds.
+                // `expected` counts the other processes' records over every phase so far.
                 let deadline = Instant::now() + Duration::from_secs(30);
-                while near.stats().applied - applied_before < expected && Instant::now() < deadline
-                {
+                while near.stats().applied < expected && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
                 let stats = near.stats();
-                let complete = stats.applied - applied_before == expected;
-                let lags: Vec<String> = lags.lock().unwrap().iter().map(u64::to_string).collect();
+                let complete = stats.applied == expected;
+                // Every record of the phase is applied: its lags are all in, none of the next.
+                let lags: Vec<String> = lags
+                    .lock()
+                    .unwrap()
+                    .drain(..)
+                    .map(|l| l.to_string())
+                    .collect();
                 say(&format!(
                     "APPLIED {} {} {}",
                     if complete { "complete" } else { "incomplete" },
