@@ -185,66 +185,63 @@ async fn run_child(redis: &str, namespace: &str) {
     let me = u64::from(std::process::id());
     while let Some(line) = lines.next_line().await.unwrap() {
         let words: Vec<&str> = line.split(' ').collect();
-        match words.as_slice() {
-            ["RUN", phase, seconds] => {
-                let seconds: f64 = seconds.parse().unwrap();
-                let published = Arc::new(AtomicU64::new(0));
-                let started = Instant::now();
-                // Light: one record per process every 4 ms. Flat out: 8 publishers per process
-                // on the multiplexed connection, each awaiting its XADD.
-                let (publishers, pause) = if *phase == "light" {
-                    (1, Some(Duration::from_millis(4)))
-                } else {
-                    (8, None)
-                };
-                let mut tasks = Vec::new();
-                for p in 0..publishers {
-                    let (near, published) = (near.clone(), Arc::clone(&published));
-                    tasks.push(tokio::spawn(async move {
-                        let mut n = 0u64;
-                        while started.elapsed().as_secs_f64() < seconds {
-                            near.invalidate(&(me * 1_000 + p + n % 64)).await.unwrap();
-                            published.fetch_add(1, SeqCst);
-                            n += 1;
-                            if let Some(pause) = pause {
-                                tokio::time::sleep(pause).await;
-                            }
+        if let ["RUN", phase, seconds] = words.as_slice() {
+            let seconds: f64 = seconds.parse().unwrap();
+            let published = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            // Light: one record per process every 4 ms. Flat out: 8 publishers per process
+            // on the multiplexed connection, each awaiting its XADD.
+            let (publishers, pause) = if *phase == "light" {
+                (1, Some(Duration::from_millis(4)))
+            } else {
+                (8, None)
+            };
+            let mut tasks = Vec::new();
+            for p in 0..publishers {
+                let (near, published) = (near.clone(), Arc::clone(&published));
+                tasks.push(tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while started.elapsed().as_secs_f64() < seconds {
+                        near.invalidate(&(me * 1_000 + p + n % 64)).await.unwrap();
+                        published.fetch_add(1, SeqCst);
+                        n += 1;
+                        if let Some(pause) = pause {
+                            tokio::time::sleep(pause).await;
                         }
-                    }));
-                }
-                for t in tasks {
-                    t.await.unwrap();
-                }
-                say(&format!("PUBLISHED {}", published.load(SeqCst)));
-                let expected: u64 = loop {
-                    let line = lines.next_line().await.unwrap().unwrap_or_default();
-                    if let Some(n) = line.strip_prefix("EXPECT ") {
-                        break n.parse().unwrap();
                     }
-                };
-                // A failure guard, not a measurement: the reader drains in milliseconds.
-                // `expected` counts the other processes' records over every phase so far.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while near.stats().applied < expected && Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                let stats = near.stats();
-                let complete = stats.applied == expected;
-                // Every record of the phase is applied: its lags are all in, none of the next.
-                let lags: Vec<String> = lags
-                    .lock()
-                    .unwrap()
-                    .drain(..)
-                    .map(|l| l.to_string())
-                    .collect();
-                say(&format!(
-                    "APPLIED {} {} {}",
-                    if complete { "complete" } else { "incomplete" },
-                    stats.gaps,
-                    lags.join(",")
-                ));
+                }));
             }
-            _ => {}
+            for t in tasks {
+                t.await.unwrap();
+            }
+            say(&format!("PUBLISHED {}", published.load(SeqCst)));
+            let expected: u64 = loop {
+                let line = lines.next_line().await.unwrap().unwrap_or_default();
+                if let Some(n) = line.strip_prefix("EXPECT ") {
+                    break n.parse().unwrap();
+                }
+            };
+            // A failure guard, not a measurement: the reader drains in milliseconds.
+            // `expected` counts the other processes' records over every phase so far.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while near.stats().applied < expected && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let stats = near.stats();
+            let complete = stats.applied == expected;
+            // Every record of the phase is applied: its lags are all in, none of the next.
+            let lags: Vec<String> = lags
+                .lock()
+                .unwrap()
+                .drain(..)
+                .map(|l| l.to_string())
+                .collect();
+            say(&format!(
+                "APPLIED {} {} {}",
+                if complete { "complete" } else { "incomplete" },
+                stats.gaps,
+                lags.join(",")
+            ));
         }
     }
 }

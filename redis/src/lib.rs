@@ -101,7 +101,8 @@
     unreachable_pub,
     rust_2018_idioms
 )]
-#![doc(test(attr(deny(warnings))))]
+// Examples that need a server are `no_run`: compiled, inside functions nobody calls.
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
 mod codec;
 mod gap;
@@ -123,3 +124,8 @@ pub use crate::reader::{Applied, Reset};
 pub use crate::redis_log::RedisLog;
 pub use crate::stats::{Link, LogStats};
 pub use crate::transport::{GapCause, Invalidation, Outgoing, Read, Record, Transport};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -11,6 +11,7 @@ mod faults;
 mod processes;
 mod propagation;
 mod race;
+mod send_sync;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
