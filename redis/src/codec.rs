@@ -4,7 +4,8 @@
 ///
 /// Every process of a namespace must use the same codec. A record whose key does not decode
 /// (a process with another codec, or a hand-written record) cannot be applied to one key, so
-/// the reader invalidates the whole memo instead and counts a reset: nothing stays stale.
+/// the reader invalidates the whole memo instead and counts a reset: nothing stays stale. A
+/// `decode` that panics is treated the same way.
 ///
 /// Implemented by [`Plain`] for `String`, `Vec<u8>` and the integer types, and by `Json` for
 /// any serde type (feature `serde`).
@@ -100,6 +101,11 @@ integers!(
 ///
 /// Two keys that are equal must serialize to the same JSON (true for derived
 /// implementations; beware of maps with unordered iteration).
+///
+/// # Panics
+///
+/// `encode` panics if the key's `Serialize` implementation reports an error (a map whose keys
+/// are not strings, say): such a key has no JSON form to publish.
 ///
 /// # Examples
 ///

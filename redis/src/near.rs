@@ -162,7 +162,8 @@ impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
 
     /// A listener the reader task calls after each record it applied, and after each reset of
     /// the whole memo, on the reader task (it delays the next record: keep it short). It runs
-    /// after the memo call, under no lock, and may call the memo.
+    /// after the memo call, under no lock, and may call the memo. A panic in it is caught and
+    /// ignored: the memo call already happened, and the reader goes on.
     ///
     /// # Examples
     ///

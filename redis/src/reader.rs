@@ -10,7 +10,10 @@
 //!    applied (records, or a reset for its gap): a `Bypass` never ends before the memo is
 //!    current.
 //! 4. The reader holds no lock; the memo calls it makes take and release their own.
+//! 5. The reader never dies of a panic in user code (codec, listener): the record is replaced
+//!    by a reset of the whole memo, and reading goes on.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -121,6 +124,14 @@ where
         }
     }
 
+    /// Applies `record`; if the codec panics, invalidates everything instead: a dead reader
+    /// task would leave the memo stale forever, and the key was not removed.
+    fn apply_or_reset(&self, record: Record) {
+        if catch_unwind(AssertUnwindSafe(|| self.apply(record))).is_err() {
+            self.reset(Reset::Undecodable, None);
+        }
+    }
+
     pub(crate) fn reset(&self, reason: Reset, id: Option<LogId>) {
         self.memo.invalidate_all();
         Counters::bump(&self.counters.resets);
@@ -130,9 +141,11 @@ where
         self.notify(&Applied::All { reason, id });
     }
 
+    /// Calls the listener, after the memo call. A panic in it is caught and ignored: the memo
+    /// is already up to date, and the reader must go on (invariant 5).
     fn notify(&self, event: &Applied<'_, K>) {
         if let Some(listener) = &self.listener {
-            listener(event);
+            let _ = catch_unwind(AssertUnwindSafe(|| listener(event)));
         }
     }
 }
@@ -185,8 +198,8 @@ pub(crate) async fn run<K, V, C, T>(
                         behind,
                     } => {
                         for record in records {
-                            debug_assert!(record.id > cursor.id() || cursor.id() == next.id());
-                            shared.apply(record);
+                            debug_assert!(record.id > cursor.id(), "records come after the cursor");
+                            shared.apply_or_reset(record);
                         }
                         cursor = next;
                         shared

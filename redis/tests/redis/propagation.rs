@@ -162,3 +162,21 @@ async fn commit_and_invalidate_writes_redis_and_publishes_in_one_transaction() {
     let range: redis::streams::StreamRangeReply = c.xrange_all(a.log().stream_key()).await.unwrap();
     assert_eq!(range.ids[0].id, id.to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_listener_does_not_stop_the_reader() {
+    let server = server_or_skip!();
+    let source = Source::default();
+    let a = builder(&server, "ns")
+        .on_apply(|_: &Applied<'_, String>| panic!("a listener bug"))
+        .start(AsyncMemo::new())
+        .await
+        .unwrap();
+    let b = near(&server, "ns").await;
+    for round in 1..=2 {
+        source.write("x");
+        b.invalidate(&"x".to_string()).await.unwrap();
+        until("A applied", || a.stats().applied == round).await;
+        assert_eq!(read(&a, &source, "x").await, round, "the entry was removed before the panic");
+    }
+}
