@@ -19,6 +19,16 @@ async fn with_policy(server: &crate::support::RedisServer, policy: WhenDisconnec
         .unwrap()
 }
 
+/// Caches x (version 1) and waits until the reader has read once.
+async fn warm(a: &Near, source: &Source) {
+    source.write("x");
+    assert_eq!(read(a, source, "x").await, 1);
+    until("A has read once", || {
+        a.stats().link == Some(Link::Connected)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_invalidates_everything_once_the_bound_has_passed() {
     let mut server = server_or_skip!();
@@ -30,12 +40,7 @@ async fn clear_invalidates_everything_once_the_bound_has_passed() {
         },
     )
     .await;
-    source.write("x");
-    read(&a, &source, "x").await;
-    until("A has read once", || {
-        a.stats().link == Some(Link::Connected)
-    })
-    .await;
+    warm(&a, &source).await;
     server.kill();
     until("A cleared its memo", || a.stats().resets >= 1).await;
     assert!(a.memo().is_empty());
@@ -87,12 +92,7 @@ async fn serve_keeps_serving_and_the_reconnect_still_flushes_a_lost_log() {
     let mut server = server_or_skip!();
     let source = Source::default();
     let a = with_policy(&server, WhenDisconnected::Serve).await;
-    source.write("x");
-    read(&a, &source, "x").await;
-    until("A has read once", || {
-        a.stats().link == Some(Link::Connected)
-    })
-    .await;
+    warm(&a, &source).await;
     server.kill();
     until("A knows", || a.stats().link == Some(Link::Disconnected)).await;
     source.write("x");

@@ -177,6 +177,10 @@ async fn a_panicking_listener_does_not_stop_the_reader() {
         source.write("x");
         b.invalidate(&"x".to_string()).await.unwrap();
         until("A applied", || a.stats().applied == round).await;
-        assert_eq!(read(&a, &source, "x").await, round, "the entry was removed before the panic");
+        assert_eq!(
+            read(&a, &source, "x").await,
+            round,
+            "the entry was removed before the panic"
+        );
     }
 }
