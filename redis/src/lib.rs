@@ -60,7 +60,9 @@
 //!    is invalidated, before the link counts as connected again.
 //! 6. **Bounded staleness while disconnected.** [`WhenDisconnected`] says how long the memo
 //!    keeps serving while the log cannot be read (default: at most 1 s, then it is cleared,
-//!    and cleared again every second until the log is back), or whether to bypass it.
+//!    and cleared again every second until the log is back), or whether to bypass it. The
+//!    bound counts from when the reader learns that it cannot read: at once for a closed or
+//!    refused connection, after the read's response timeout for a silent partition.
 //! 7. **Writers: source first, then the log.** Invalidate after the source of truth has
 //!    committed. A writer that crashes between its commit and its publish leaves every other
 //!    process stale: give the memo a TTL as the backstop, or publish from an outbox. When the

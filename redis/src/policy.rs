@@ -10,6 +10,12 @@ use std::time::Duration;
 /// applies every record it missed, or invalidates everything if the log cannot prove it missed
 /// none, *before* the link counts as connected again.
 ///
+/// The bound counts from the moment the reader *knows* it cannot read: at once when the
+/// connection fails or closes (the server was killed, restarted, refused the connection), but
+/// only after the response timeout when a blocked read gets no answer at all (a silent network
+/// partition): [`RedisLog::block`](crate::RedisLog::block) plus 2 s. Staleness is therefore
+/// bounded by `after` plus that detection time.
+///
 /// The default is `Clear { after: 1 s }`.
 ///
 /// # Examples

@@ -133,7 +133,9 @@ impl RedisLog {
 
     /// How long one `XREAD BLOCK` waits for a record (default 1 s, rounded to whole
     /// milliseconds, at least 1). It bounds how long a stream deleted under a connected reader
-    /// goes unnoticed; records themselves arrive as soon as they are appended.
+    /// goes unnoticed, and, plus 2 s (the reader connection's response timeout), how long a
+    /// silent network partition goes unnoticed. Records themselves arrive as soon as they are
+    /// appended.
     ///
     /// # Examples
     ///
