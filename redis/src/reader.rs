@@ -12,6 +12,9 @@
 //! 4. The reader holds no lock; the memo calls it makes take and release their own.
 //! 5. The reader never dies of a panic in user code (codec, listener): the record is replaced
 //!    by a reset of the whole memo, and reading goes on.
+//! 6. For each record or reset: the memo call, then the listener, then the counters. A counter
+//!    that reached `n` (what tests and users wait on) implies that the memo and the listener
+//!    have seen the `n`-th event. `gaps` moves before `resets`; the link moves after both.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -102,11 +105,7 @@ where
             Counters::bump(&self.counters.own);
             return;
         }
-        Counters::bump(&self.counters.applied);
         let lag = lag_since(record.body.published_us);
-        if let Some(lag) = lag {
-            self.counters.apply_lag(lag);
-        }
         match record.body.invalidation {
             Invalidation::Key(bytes) => match self.codec.decode(&bytes) {
                 Some(key) => {
@@ -122,6 +121,11 @@ where
             },
             Invalidation::All => self.reset(Reset::Published, Some(record.id)),
         }
+        // Invariant 6: counters last.
+        if let Some(lag) = lag {
+            self.counters.apply_lag(lag);
+        }
+        Counters::bump(&self.counters.applied);
     }
 
     /// Applies `record`; if the codec panics, invalidates everything instead: a dead reader
@@ -134,11 +138,12 @@ where
 
     pub(crate) fn reset(&self, reason: Reset, id: Option<LogId>) {
         self.memo.invalidate_all();
-        Counters::bump(&self.counters.resets);
+        self.notify(&Applied::All { reason, id });
+        // Invariant 6: counters last.
         if let Reset::Gap(_) = reason {
             Counters::bump(&self.counters.gaps);
         }
-        self.notify(&Applied::All { reason, id });
+        Counters::bump(&self.counters.resets);
     }
 
     /// Calls the listener, after the memo call. A panic in it is caught and ignored: the memo
@@ -237,18 +242,21 @@ pub(crate) async fn run<K, V, C, T>(
                     None => shared.counters.set_link(Link::Disconnected),
                     Some(after) => {
                         let since = last_reset.unwrap_or(last_read);
-                        if since.elapsed() >= after {
-                            shared.reset(Reset::Disconnected, None);
-                            last_reset = Some(Instant::now());
-                        }
+                        let due = since.elapsed() >= after;
                         let bypass =
                             matches!(config.when_disconnected, WhenDisconnected::Bypass { .. });
-                        let link = if bypass && last_reset.is_some() {
+                        // The link first, then the clear: a caller that sees `Bypassing` stores
+                        // nothing, so nothing can be stored after the clear and survive it.
+                        let link = if bypass && (due || last_reset.is_some()) {
                             Link::Bypassing
                         } else {
                             Link::Disconnected
                         };
                         shared.counters.set_link(link);
+                        if due {
+                            shared.reset(Reset::Disconnected, None);
+                            last_reset = Some(Instant::now());
+                        }
                         // Wake up in time for the next reset.
                         let since = last_reset.unwrap_or(last_read);
                         wait = wait

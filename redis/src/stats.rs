@@ -26,6 +26,10 @@ pub enum Link {
 
 /// What the invalidation log did in this process, from [`NearMemo::stats`](crate::NearMemo::stats).
 ///
+/// Counters move after the event they count has reached the memo and the
+/// [`on_apply`](crate::NearMemoBuilder::on_apply) listener: once `applied` reads `n`, the
+/// `n`-th record's key is gone from the memo.
+///
 /// # Examples
 ///
 /// ```

@@ -74,7 +74,11 @@ async fn bypass_runs_every_init_and_stores_nothing_until_the_log_is_back() {
     assert_eq!(load().await, 1);
     assert_eq!(load().await, 1, "memoized while connected");
     server.kill();
-    until("A bypasses", || a.stats().link == Some(Link::Bypassing)).await;
+    until("A bypasses and has cleared", || {
+        let stats = a.stats();
+        stats.link == Some(Link::Bypassing) && stats.resets >= 1
+    })
+    .await;
     assert_eq!(load().await, 2);
     assert_eq!(load().await, 3, "every call loads");
     assert!(a.memo().is_empty(), "nothing stored");
