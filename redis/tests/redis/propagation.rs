@@ -66,7 +66,7 @@ async fn start_records_the_end_first_and_replays_nothing_before_it() {
         writer.invalidate(&"old".to_string()).await.unwrap();
     }
     let memo = AsyncMemo::new();
-    memo.insert("held-before".to_string(), 0);
+    memo.insert("held-before".to_string(), 0).unwrap();
     let late = builder(&server, "ns").start(memo).await.unwrap();
     assert!(
         late.memo().get("held-before").is_none(),
@@ -112,7 +112,7 @@ async fn a_key_that_does_not_decode_resets_the_memo() {
         .start(AsyncMemo::new())
         .await
         .unwrap();
-    a.memo().insert("k".to_string(), 1);
+    a.memo().insert("k".to_string(), 1).unwrap();
     // Another program writes a key that is not UTF-8 into the log.
     let mut c = server.connection().await;
     let _: String = redis::cmd("XADD")
