@@ -3,9 +3,13 @@
 //!
 //! A sequence of [`Op`]s runs against a real [`AsyncMemo`] and, step by step, against a plain
 //! sequential model of the contract (the crate docs, "Semantics"): a map from key to
-//! `Ready { epoch, value, deadline }` or `Flight`, and a list of flights with their callers. Every
-//! `get_or_init` call is a future polled by hand, on this thread, with a waker that counts its
-//! wake-ups, so a run is deterministic. After every op the interpreter checks:
+//! `Ready { epoch, value, deadline, refresh }` or `Flight`, and a list of flights with their
+//! callers. A refresh is a flight attached to the ready entry it refreshes (`refresh`), which
+//! commits only onto that entry: whatever takes the entry out of its slot (invalidate, remove,
+//! insert, replace, invalidate_all, expiry, eviction) detaches it, readers keep the entry while it
+//! runs, and an error or panic leaves the entry. Every `get_or_init`, `refresh` (and `try_` form)
+//! call is a future polled by hand, on this thread, with a waker that counts its wake-ups, so a
+//! run is deterministic. After every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
 //! * every init that ran is one the model expected (single-flight), with an epoch above every
@@ -14,7 +18,7 @@
 //!   once; expired entries may be reported by any op, evictions only by ops that store an entry,
 //!   only when the memo was full, and only of a ready entry (never a flight, never a newer one);
 //! * `len()` equals the model's ready entries (expired ones count until reported), and never
-//!   exceeds the capacity;
+//!   exceeds the capacity; `refreshing(k)` of every key is the model's refresh in flight;
 //! * the live init futures are exactly the model's running flights (nothing leaks, nothing is
 //!   dropped early), and `stats()` matches the model's counters;
 //! * no lost wake-up: a pending call whose flight finished, or whose init future's gate opened,
@@ -41,11 +45,26 @@ use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
 /// Keys are `0..KEYS`.
 pub const KEYS: u8 = 3;
 
-/// Which method a call uses: `get_or_init_with_epoch` or `get_or_try_init_with_epoch`.
+/// Which method a call uses: `get_or_init_with_epoch`, `get_or_try_init_with_epoch`, `refresh`
+/// or `try_refresh`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Plain,
     Fallible,
+    Refresh,
+    TryRefresh,
+}
+
+impl Kind {
+    /// Whether the call receives its flight's error (`Arc<Failure>`).
+    fn fallible(self) -> bool {
+        matches!(self, Kind::Fallible | Kind::TryRefresh)
+    }
+
+    /// Whether the call refreshes a ready entry (or, with none, is `get_or_init`).
+    fn refreshes(self) -> bool {
+        matches!(self, Kind::Refresh | Kind::TryRefresh)
+    }
 }
 
 /// What a call's init does if it runs. `Error` in a `Plain` call produces a value instead (its
@@ -102,6 +121,12 @@ pub enum Op {
     Insert {
         key: u8,
     },
+    /// `replace(key, e, v)`: with `back == 0`, `e` is the epoch the model says the key holds (or
+    /// held last); otherwise the `back`-th most recent epoch seen, of any key (often stale).
+    Replace {
+        key: u8,
+        back: u8,
+    },
     /// `invalidate(key, e)` with `e` the epoch the model says the key holds (or held last).
     Invalidate {
         key: u8,
@@ -111,6 +136,11 @@ pub enum Op {
         key: u8,
         back: u8,
     },
+    /// `invalidate(key, r)` with `r` the epoch of the key's refresh in flight, or of its last
+    /// refresh (detached or finished: a stale one).
+    InvalidateRefresh {
+        key: u8,
+    },
     Remove {
         key: u8,
     },
@@ -119,6 +149,9 @@ pub enum Op {
         key: u8,
     },
     Epoch {
+        key: u8,
+    },
+    Refreshing {
         key: u8,
     },
     /// Advances the manual clock by `secs` seconds.
@@ -163,11 +196,14 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .map(|c| {
             let (a, b) = (c[0], c.get(1).copied().unwrap_or(0));
             let key = b % KEYS;
-            let kind = if b & 0x80 != 0 {
-                Kind::Fallible
-            } else {
-                Kind::Plain
+            let kind = match (b & 0x80 != 0, b & 0x40 != 0) {
+                (false, false) => Kind::Plain,
+                (true, false) => Kind::Fallible,
+                (false, true) => Kind::Refresh,
+                (true, true) => Kind::TryRefresh,
             };
+            // Bit 6 also picks the refresh-era twin of an op.
+            let twin = b & 0x40 != 0;
             match a % 16 {
                 0..=2 => Op::Call {
                     key,
@@ -188,7 +224,12 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                     outcome: [Outcome::Value, Outcome::Error, Outcome::Panic]
                         [usize::from(b / 8 % 3)],
                 },
+                7 if twin => Op::Replace {
+                    key,
+                    back: b / 4 % 4,
+                },
                 7 => Op::Insert { key },
+                8 if twin => Op::InvalidateRefresh { key },
                 8 => Op::Invalidate { key },
                 9 => Op::InvalidateOld {
                     key,
@@ -197,6 +238,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 10 => Op::Remove { key },
                 11 => Op::InvalidateAll,
                 12 => Op::Get { key },
+                13 if twin => Op::Refreshing { key },
                 13 => Op::Epoch { key },
                 14 => Op::Advance { secs: b % 4 },
                 _ => Op::PurgeExpired,
@@ -444,6 +486,8 @@ enum Slot {
         /// Fixed deadline (time to live), in seconds since the start.
         deadline: Option<u64>,
         last_read: u64,
+        /// The refresh flight attached to this entry.
+        refresh: Option<usize>,
     },
     Flight(usize),
 }
@@ -463,7 +507,10 @@ struct MFlight {
     id: u64,
     init: Init,
     fallible: bool,
+    /// A refresh: the epoch of the ready entry it refreshes (and commits onto only).
+    refreshes: Option<Epoch>,
     callers: BTreeSet<usize>,
+    /// In its key's slot (a flight), or beside the entry it refreshes (a refresh).
     attached: bool,
     state: FState,
     gate: Option<Arc<Gate>>,
@@ -506,6 +553,10 @@ struct Counters {
     failed: u64,
     panicked: u64,
     abandoned: u64,
+    refresh_started: u64,
+    refresh_committed: u64,
+    refresh_detached: u64,
+    refresh_failed: u64,
 }
 
 type Event = (u8, Epoch, RemovalCause, u64);
@@ -561,7 +612,23 @@ impl Model {
             id,
             deadline: self.deadline(),
             last_read: self.now,
+            refresh: None,
         }
+    }
+
+    /// The epoch `key` holds (its entry's or its flight's), or held last.
+    fn current_epoch(&self, key: u8) -> Option<Epoch> {
+        match self.slots.get(&key) {
+            Some(Slot::Ready { epoch, .. }) => Some(*epoch),
+            Some(Slot::Flight(f)) => Some(self.flights[*f].epoch),
+            None => self.last_epoch.get(&key).copied(),
+        }
+    }
+
+    /// The `back`-th most recent epoch seen, of any key.
+    fn older_epoch(&self, back: u8) -> Option<Epoch> {
+        let n = self.epochs.len();
+        (n > 0).then(|| self.epochs[n - 1 - usize::from(back) % n])
     }
 
     fn see_epoch(&mut self, key: u8, epoch: Epoch) -> Result<(), String> {
@@ -578,9 +645,9 @@ impl Model {
     }
 
     /// Takes `key`'s slot out, expecting a report of a ready entry under `cause` (or `Expired`);
-    /// a flight is detached.
+    /// a flight is detached, and so is a ready entry's refresh.
     fn vacate(&mut self, key: u8, cause: RemovalCause) -> Option<Slot> {
-        let slot = self.slots.remove(&key)?;
+        let slot = self.take_slot(key)?;
         match slot {
             Slot::Ready { epoch, id, .. } => {
                 let cause = if self.expired(&slot) {
@@ -593,6 +660,28 @@ impl Model {
             Slot::Flight(f) => self.flights[f].attached = false,
         }
         Some(slot)
+    }
+
+    /// Takes `key`'s slot out without expecting a report; the refresh of a ready entry is
+    /// detached with it (it commits only onto that entry).
+    fn take_slot(&mut self, key: u8) -> Option<Slot> {
+        let slot = self.slots.remove(&key)?;
+        if let Slot::Ready {
+            refresh: Some(r), ..
+        } = slot
+        {
+            self.flights[r].attached = false;
+        }
+        Some(slot)
+    }
+
+    /// The refresh in flight beside `key`'s ready entry, as `refreshing` reports it (none once
+    /// the entry expired).
+    fn refreshing(&self, key: u8) -> Option<usize> {
+        match self.slots.get(&key) {
+            Some(s @ Slot::Ready { refresh, .. }) if !self.expired(s) => *refresh,
+            _ => None,
+        }
     }
 
     fn ready_count(&self) -> usize {
@@ -638,6 +727,24 @@ impl Model {
             o => o,
         };
         let (key, epoch, id, attached) = (flight.key, flight.epoch, flight.id, flight.attached);
+        let refresh = flight.refreshes.is_some();
+        if refresh {
+            match outcome {
+                Outcome::Value => self.commit_refresh(f),
+                Outcome::Error => self.counters.failed += 1,
+                Outcome::Panic => self.counters.panicked += 1,
+            }
+            if outcome != Outcome::Value {
+                self.counters.refresh_failed += 1;
+                self.free(f); // the entry stays
+            }
+            self.flights[f].state = match outcome {
+                Outcome::Value => FState::Done { ok: true },
+                Outcome::Error => FState::Done { ok: false },
+                Outcome::Panic => FState::Panicked,
+            };
+            return Some(outcome);
+        }
         match outcome {
             Outcome::Value => {
                 if attached {
@@ -665,12 +772,87 @@ impl Model {
         Some(outcome)
     }
 
-    /// Removes flight `f` from its key if it is still there (no report: flights are not entries).
-    fn free(&mut self, f: usize) {
-        if self.flights[f].attached {
-            self.slots.remove(&self.flights[f].key);
-            self.flights[f].attached = false;
+    /// A refresh's value arrived: it replaces the entry it refreshes if it is still attached to
+    /// it (and the entry has not expired meanwhile: then the entry is purged, and the refresh was
+    /// detached by that expiry).
+    fn commit_refresh(&mut self, f: usize) {
+        let (key, epoch, id) = (
+            self.flights[f].key,
+            self.flights[f].epoch,
+            self.flights[f].id,
+        );
+        if !self.flights[f].attached {
+            self.counters.detached += 1;
+            self.counters.refresh_detached += 1;
+            return;
         }
+        let slot = self.slots.get(&key).copied();
+        let Some(s @ Slot::Ready { refresh, .. }) = slot else {
+            unreachable!("an attached refresh is beside its entry: {slot:?}")
+        };
+        debug_assert_eq!(refresh, Some(f));
+        if self.expired(&s) {
+            self.vacate(key, RemovalCause::Expired);
+            self.counters.detached += 1;
+            self.counters.refresh_detached += 1;
+            return;
+        }
+        self.vacate(key, RemovalCause::Replaced);
+        let slot = self.ready(key, epoch, id);
+        self.slots.insert(key, slot);
+        self.counters.committed += 1;
+        self.counters.refresh_committed += 1;
+        self.stored = true;
+    }
+
+    /// Removes flight `f` from its key if it is still there (no report: flights are not entries);
+    /// a refresh is detached from its entry, which stays.
+    fn free(&mut self, f: usize) {
+        if !self.flights[f].attached {
+            return;
+        }
+        self.flights[f].attached = false;
+        let key = self.flights[f].key;
+        match self.slots.get_mut(&key) {
+            Some(Slot::Ready { refresh, .. }) if *refresh == Some(f) => *refresh = None,
+            Some(Slot::Flight(g)) if *g == f => {
+                self.slots.remove(&key);
+            }
+            slot => unreachable!("flight {f} attached, but its key holds {slot:?}"),
+        }
+    }
+
+    /// A call starts flight `f` for `key` with the init that ran (`run`): a refresh of the
+    /// ready entry of epoch `of`, or the key's flight.
+    fn start_flight(&mut self, c: usize, run: InitRun, of: Option<Epoch>) -> usize {
+        let key = self.calls[c].key;
+        let (init, kind) = (self.calls[c].init, self.calls[c].kind);
+        let f = self.flights.len();
+        self.flights.push(MFlight {
+            key,
+            epoch: run.epoch,
+            id: run.id,
+            init,
+            fallible: kind.fallible(),
+            refreshes: of,
+            callers: BTreeSet::from([c]),
+            attached: true,
+            state: FState::Running,
+            gate: run.gate,
+            opened: None,
+            yielded: false,
+            error: None,
+        });
+        self.counters.misses += 1;
+        self.counters.started += 1;
+        if of.is_some() {
+            self.counters.refresh_started += 1;
+        }
+        self.calls[c].state = CState::Joined {
+            flight: f,
+            created: true,
+        };
+        f
     }
 
     /// One poll of call `c`, as the contract has it.
@@ -681,58 +863,44 @@ impl Model {
                 CState::Finished => unreachable!("finished calls are not polled"),
                 CState::Start => {
                     let slot = self.slots.get(&key).copied();
+                    let refreshes = self.calls[c].kind.refreshes();
                     match slot {
+                        // A refresh of a ready entry: joins its refresh, or starts one beside
+                        // it. It is not a read of the entry.
+                        Some(s @ Slot::Ready { epoch, refresh, .. })
+                            if refreshes && !self.expired(&s) =>
+                        {
+                            if let Some(r) = refresh {
+                                self.join(c, r);
+                                continue;
+                            }
+                            let run = self.take_init(c)?;
+                            self.see_epoch(key, run.epoch)?;
+                            let f = self.start_flight(c, run, Some(epoch));
+                            if let Some(Slot::Ready { refresh, .. }) = self.slots.get_mut(&key) {
+                                *refresh = Some(f);
+                            }
+                            if let Some(panic) = self.panic_in_closure(c, f) {
+                                return Ok(panic);
+                            }
+                        }
                         Some(s @ Slot::Ready { epoch, id, .. }) if !self.expired(&s) => {
                             self.touch(key);
                             self.counters.hits += 1;
                             self.calls[c].state = CState::Finished;
                             return Ok(Polled::Value { id, epoch });
                         }
-                        Some(Slot::Flight(f)) => {
-                            self.counters.misses += 1;
-                            self.counters.joins += 1;
-                            self.flights[f].callers.insert(c);
-                            self.calls[c].state = CState::Joined {
-                                flight: f,
-                                created: false,
-                            };
-                        }
+                        Some(Slot::Flight(f)) => self.join(c, f),
                         _ => {
                             if slot.is_some() {
                                 self.vacate(key, RemovalCause::Expired);
                             }
-                            self.counters.misses += 1;
-                            self.counters.started += 1;
                             let run = self.take_init(c)?;
                             self.see_epoch(key, run.epoch)?;
-                            let (init, kind) = (self.calls[c].init, self.calls[c].kind);
-                            let f = self.flights.len();
-                            self.flights.push(MFlight {
-                                key,
-                                epoch: run.epoch,
-                                id: run.id,
-                                init,
-                                fallible: kind == Kind::Fallible,
-                                callers: BTreeSet::from([c]),
-                                attached: true,
-                                state: FState::Running,
-                                gate: run.gate,
-                                opened: None,
-                                yielded: false,
-                                error: None,
-                            });
+                            let f = self.start_flight(c, run, None);
                             self.slots.insert(key, Slot::Flight(f));
-                            self.calls[c].state = CState::Joined {
-                                flight: f,
-                                created: true,
-                            };
-                            if init == Init::PanicInClosure {
-                                self.counters.panicked += 1;
-                                self.free(f);
-                                self.flights[f].state = FState::Panicked;
-                                self.flights[f].callers.remove(&c);
-                                self.calls[c].state = CState::Finished;
-                                return Ok(Polled::Panic(PanicKind::Injected));
+                            if let Some(panic) = self.panic_in_closure(c, f) {
+                                return Ok(panic);
                             }
                         }
                     }
@@ -757,7 +925,7 @@ impl Model {
                                 epoch: flight.epoch,
                             });
                         }
-                        if self.calls[c].kind == Kind::Fallible {
+                        if self.calls[c].kind.fallible() {
                             self.calls[c].state = CState::Finished;
                             return Ok(Polled::Error { id: flight.id });
                         }
@@ -775,6 +943,34 @@ impl Model {
                 },
             }
         }
+    }
+
+    /// Call `c` joins flight `f` (the key's, or a refresh).
+    fn join(&mut self, c: usize, f: usize) {
+        self.counters.misses += 1;
+        self.counters.joins += 1;
+        self.flights[f].callers.insert(c);
+        self.calls[c].state = CState::Joined {
+            flight: f,
+            created: false,
+        };
+    }
+
+    /// The creator's init closure panicked (`Init::PanicInClosure`): the flight it just started
+    /// fails at once, and the panic goes to the creator.
+    fn panic_in_closure(&mut self, c: usize, f: usize) -> Option<Polled> {
+        if self.calls[c].init != Init::PanicInClosure {
+            return None;
+        }
+        self.counters.panicked += 1;
+        if self.flights[f].refreshes.is_some() {
+            self.counters.refresh_failed += 1;
+        }
+        self.free(f);
+        self.flights[f].state = FState::Panicked;
+        self.flights[f].callers.remove(&c);
+        self.calls[c].state = CState::Finished;
+        Some(Polled::Panic(PanicKind::Injected))
     }
 
     /// A read of a ready entry (time to idle restarts).
@@ -832,6 +1028,9 @@ pub fn run(config: Config, ops: &[Op]) -> Result<(), String> {
                 payload_text(payload.as_ref())
             ))
         });
+    if std::env::var_os("MODEL_TRACE").is_some() {
+        eprintln!("{config:?}\ntrace:\n{trace}");
+    }
     result.map_err(|violation| format!("{violation}\n\n{config:?}\ntrace:\n{trace}"))
 }
 
@@ -949,7 +1148,7 @@ fn apply<'m>(
                 init,
                 state: CState::Start,
             });
-            let fallible = kind == Kind::Fallible;
+            let fallible = kind.fallible();
             let (live, inits) = (Arc::clone(live), Arc::clone(runs));
             let start = move |epoch: Epoch| {
                 let id = live.next_id.fetch_add(1, SeqCst);
@@ -978,6 +1177,16 @@ fn apply<'m>(
                         .await)
                 }),
                 Kind::Fallible => Box::pin(memo.get_or_try_init_with_epoch(key, start)),
+                // `refresh` does not hand its init the flight's epoch: the init reads it back, a
+                // re-entrant read that the poll's later results confirm.
+                Kind::Refresh => Box::pin(async move {
+                    Ok(memo
+                        .refresh(key, move || PlainFut(start(flight_epoch(memo, key))))
+                        .await)
+                }),
+                Kind::TryRefresh => {
+                    Box::pin(memo.try_refresh(key, move || start(flight_epoch(memo, key))))
+                }
             };
             real.insert(
                 c,
@@ -1034,30 +1243,86 @@ fn apply<'m>(
             model.stored = true;
             format!("v{id} at epoch {}", entry.epoch())
         }
-        Op::Invalidate { key } | Op::InvalidateOld { key, .. } => {
+        Op::Replace { key, back } => {
+            let key = key % KEYS;
+            let observed = if back == 0 {
+                model.current_epoch(key)
+            } else {
+                model.older_epoch(back)
+            };
+            let Some(observed) = observed else {
+                return Ok("no epoch to use".into());
+            };
+            let id = live.next_id.fetch_add(1, SeqCst);
+            let got = memo.replace(key, observed, Val::new(id, live));
+            let want = match model.slots.get(&key).copied() {
+                None => Err(None),
+                Some(s) if model.expired(&s) => {
+                    model.vacate(key, RemovalCause::Expired);
+                    Err(None)
+                }
+                Some(Slot::Ready { epoch, .. }) if epoch == observed => Ok(()),
+                Some(Slot::Flight(f)) if model.flights[f].epoch == observed => Ok(()),
+                Some(Slot::Ready { epoch, .. }) => Err(Some(epoch)),
+                Some(Slot::Flight(f)) => Err(Some(model.flights[f].epoch)),
+            };
+            match (got, want) {
+                (Ok(entry), Ok(())) => {
+                    model.see_epoch(key, entry.epoch())?;
+                    if entry.value().id != id {
+                        return Err(format!("replace returned value {}", entry.value().id));
+                    }
+                    model.vacate(key, RemovalCause::Replaced);
+                    let slot = model.ready(key, entry.epoch(), id);
+                    model.slots.insert(key, slot);
+                    model.stored = true;
+                    format!(
+                        "replace({key}, {observed}): v{id} at epoch {}",
+                        entry.epoch()
+                    )
+                }
+                (Err(got), Err(want)) if got == want => {
+                    format!("replace({key}, {observed}) refused: the key holds {got:?}")
+                }
+                (got, want) => {
+                    let got = got.map(|e| (e.value().id, e.epoch()));
+                    return Err(format!(
+                        "replace({key}, {observed}) returned {got:?}, the model says {want:?}"
+                    ));
+                }
+            }
+        }
+        Op::Invalidate { key } | Op::InvalidateOld { key, .. } | Op::InvalidateRefresh { key } => {
             let key = key % KEYS;
             let epoch = match op {
-                Op::InvalidateOld { back, .. } => {
-                    let n = model.epochs.len();
-                    (n > 0).then(|| model.epochs[n - 1 - usize::from(back) % n])
-                }
-                _ => match model.slots.get(&key) {
-                    Some(Slot::Ready { epoch, .. }) => Some(*epoch),
-                    Some(Slot::Flight(f)) => Some(model.flights[*f].epoch),
-                    None => model.last_epoch.get(&key).copied(),
-                },
+                Op::InvalidateOld { back, .. } => model.older_epoch(back),
+                Op::InvalidateRefresh { .. } => model
+                    .flights
+                    .iter()
+                    .rev()
+                    .find(|f| f.key == key && f.refreshes.is_some())
+                    .map(|f| f.epoch),
+                _ => model.current_epoch(key),
             };
             let Some(epoch) = epoch else {
                 return Ok("no epoch to use".into());
             };
             let got = memo.invalidate(&key, epoch);
             let want = match model.slots.get(&key).copied() {
-                Some(s @ Slot::Ready { epoch: e, .. }) => {
+                Some(
+                    s @ Slot::Ready {
+                        epoch: e, refresh, ..
+                    },
+                ) => {
                     if model.expired(&s) {
                         model.vacate(key, RemovalCause::Expired);
                         false
                     } else if e == epoch {
                         model.vacate(key, RemovalCause::Invalidated);
+                        true
+                    } else if let Some(r) = refresh.filter(|&r| model.flights[r].epoch == epoch) {
+                        // The refresh only: the entry stays.
+                        model.free(r);
                         true
                     } else {
                         false
@@ -1147,6 +1412,17 @@ fn apply<'m>(
             }
             format!("epoch({key}) = {got:?}")
         }
+        Op::Refreshing { key } => {
+            let key = key % KEYS;
+            let got = memo.refreshing(&key);
+            let want = model.refreshing(key).map(|r| model.flights[r].epoch);
+            if got != want {
+                return Err(format!(
+                    "refreshing({key}) returned {got:?}, the model says {want:?}"
+                ));
+            }
+            format!("refreshing({key}) = {got:?}")
+        }
         Op::Advance { secs } => {
             clock.advance(Duration::from_secs(u64::from(secs)));
             model.now += u64::from(secs);
@@ -1162,6 +1438,14 @@ fn apply<'m>(
             "purged".into()
         }
     })
+}
+
+/// The epoch of the flight a `refresh` call just created for `key`, read back by its init
+/// (outside every lock): its refresh, or (no ready entry) the key's flight.
+fn flight_epoch(memo: &AsyncMemo<u8, Val>, key: u8) -> Epoch {
+    memo.refreshing(&key)
+        .or_else(|| memo.epoch(&key))
+        .expect("a refresh's init runs while its flight is in place")
 }
 
 /// Polls call `c` once, on the memo and on the model, and compares.
@@ -1283,7 +1567,7 @@ fn check(
         if cause == RemovalCause::Evicted {
             evicted += 1;
         }
-        model.slots.remove(&key);
+        model.take_slot(key);
     }
     if !model.expected.is_empty() {
         return Err(format!("removals not reported: {:?}", model.expected));
@@ -1307,6 +1591,16 @@ fn check(
             model.ready_count(),
             model.slots
         ));
+    }
+    // The refresh in flight beside each entry.
+    for key in 0..KEYS {
+        let got = memo.refreshing(&key);
+        let want = model.refreshing(key).map(|r| model.flights[r].epoch);
+        if got != want {
+            return Err(format!(
+                "refreshing({key}) is {got:?}, the model says {want:?}"
+            ));
+        }
     }
     // Init futures alive = running flights.
     let running = model
@@ -1361,6 +1655,10 @@ fn check(
         stats.flights_failed,
         stats.flights_panicked,
         stats.flights_abandoned,
+        stats.refreshes_started,
+        stats.refreshes_committed,
+        stats.refreshes_detached,
+        stats.refreshes_failed,
     ];
     let want = [
         m.hits,
@@ -1372,11 +1670,16 @@ fn check(
         m.failed,
         m.panicked,
         m.abandoned,
+        m.refresh_started,
+        m.refresh_committed,
+        m.refresh_detached,
+        m.refresh_failed,
     ];
     if got != want {
         return Err(format!(
             "stats [hits, misses, joins, started, committed, detached, failed, panicked, \
-             abandoned] = {got:?}, the model says {want:?}"
+             abandoned, refreshes started, committed, detached, failed] = {got:?}, the model \
+             says {want:?}"
         ));
     }
     let by_cause = |cause| model.removals.get(&cause).copied().unwrap_or(0);
