@@ -242,16 +242,25 @@ impl<V: Send + Sync + 'static> Flight<V> {
 
     /// Parks a new flight's future unpolled, marked woken, so that its first caller polls it:
     /// an automatic refresh, created on a reader's thread and handed to the user's spawner.
+    ///
+    /// A manual refresh of the same entry may have joined while the reader's `init` made the
+    /// future (the flight was attached already): it is woken, and may drive the refresh instead
+    /// of waiting for the spawned task (invariant 6).
     pub(crate) fn hand_off(&self, future: InitFuture<V>) {
-        let mut state = self.state.lock();
-        debug_assert!(
-            matches!(state.drive, Drive::Polling { .. }) && state.callers == 1,
-            "invariant 2: only the creator of a flight nobody has joined hands it off"
-        );
-        state.drive = Drive::Idle {
-            future,
-            woken: true,
+        let mut wake = WakeList::new();
+        let more = {
+            let mut state = self.state.lock();
+            debug_assert!(
+                matches!(state.drive, Drive::Polling { .. }),
+                "invariant 2: only the creator of a flight hands it off"
+            );
+            state.drive = Drive::Idle {
+                future,
+                woken: true,
+            };
+            state.waiters.drain_into(&mut wake)
         };
+        self.wake_rest(wake, more);
     }
 
     /// Publishes the outcome and wakes every waiter. The map slot must already be settled.

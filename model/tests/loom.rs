@@ -574,3 +574,40 @@ fn dropped_refresher_hands_over_the_wake_up() {
         assert_eq!(memo.refreshing(&1), None);
     });
 }
+
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An automatic refresh (`refresh_after`) is started by a stale read, while a manual `refresh` of
+/// the same entry runs on another thread (refresh semantics 2 and 6): whichever starts the entry's
+/// refresh, the other joins it or finds it done; the spawned task drives the automatic one; no
+/// caller panics or hangs, and no refresh is left in flight.
+#[test]
+fn automatic_refresh_joined_by_a_manual_refresh() {
+    loom::model(|| {
+        let tasks: Arc<std::sync::Mutex<Vec<Task>>> = Arc::default();
+        let clock = async_memo::ManualClock::new();
+        let memo: Memo = AsyncMemo::builder()
+            .refresh_after(std::time::Duration::ZERO, {
+                let tasks = Arc::clone(&tasks);
+                move |task| tasks.lock().unwrap().push(task)
+            })
+            .clock(clock)
+            .build();
+        let entry = memo.insert(1, 1);
+        let manual = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.refresh(1, || async { 3 })))
+        };
+        let read = block_on(memo.get_or_init(1, || yield_once(2)));
+        let queued: Vec<Task> = std::mem::take(&mut *tasks.lock().unwrap());
+        for task in queued {
+            block_on(task);
+        }
+        let manual = manual.join().unwrap();
+        check_entry(&manual, &[2, 3]);
+        // A stale read returns the entry at once: never the value of the refresh it started.
+        check_entry(&read, &[1, 3]);
+        assert!(read.epoch() >= entry.epoch());
+        assert_eq!(memo.refreshing(&1), None, "no refresh is left in flight");
+    });
+}
