@@ -611,3 +611,35 @@ fn automatic_refresh_joined_by_a_manual_refresh() {
         assert_eq!(memo.refreshing(&1), None, "no refresh is left in flight");
     });
 }
+
+/// `invalidate(k, r)` with `r` the epoch `refreshing(k)` reported, while that refresh may be
+/// committing (refresh semantics 4 and 10): the invalidation either detaches the refresh or
+/// removes the entry it committed, so it always succeeds, and the key never holds `r` afterwards.
+/// The recipe "after a change, `invalidate(k, refreshing(k))`" relies on this: a refresh that may
+/// carry pre-change data is never served after it.
+#[test]
+fn invalidating_a_committing_refresh() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let entry = memo.insert(1, 1);
+        let refresher = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.refresh(1, || yield_once(2))))
+        };
+        if let Some(refresh) = memo.refreshing(&1) {
+            assert!(
+                memo.invalidate(&1, refresh),
+                "the refresh, or the entry it committed, is there to invalidate"
+            );
+            let got = refresher.join().unwrap();
+            assert_eq!(got.epoch(), refresh);
+            let now = memo.get(&1).map(|e| e.epoch());
+            assert_ne!(now, Some(refresh), "an invalidated refresh is served");
+            if now.is_some() {
+                assert_eq!(now, Some(entry.epoch()), "the entry stays");
+            }
+        } else {
+            refresher.join().unwrap();
+        }
+    });
+}
