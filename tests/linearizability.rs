@@ -1,6 +1,7 @@
 //! Linearizability of the core operations under real concurrency: `get`, `insert`, `replace`,
 //! `invalidate`, `remove`, and `get_or_init`, `refresh` and `try_refresh` with an init that is
-//! ready at once (a `try_refresh` fails half of the time).
+//! ready at once (a `try_refresh` fails half of the time), and `refreshing` followed by
+//! `invalidate` of the refresh it reports.
 //!
 //! Each round runs 3 threads × 4 random operations on 1 or 2 keys, started together behind a
 //! barrier, and records a history: every operation's invocation and response as ticks of one
@@ -53,6 +54,8 @@ enum Op {
     Insert(u8, u64),
     /// `replace(key, observed, value)`.
     Replace(u8, Epoch, u64),
+    /// `refreshing(key)`: the epoch of the refresh beside the key's entry.
+    Refreshing(u8),
     Invalidate(u8, Epoch),
     Remove(u8),
     /// A `get_or_init` whose init did not run.
@@ -81,6 +84,7 @@ enum Ret {
     Epoch(Epoch),
     Bool(bool),
     Replaced(Result<Epoch, Option<Epoch>>),
+    Refreshing(Option<Epoch>),
     /// The error of the failed flight with this value, shared by a joined `try_refresh`.
     Error(u64),
     Unit,
@@ -161,9 +165,22 @@ fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
                     next[key(k)].0 = Slot::Ready(v, e, None);
                     true
                 }
+                // A refresh that will fail has an unknown epoch: it may be the one observed.
+                Slot::Ready(v, e, Some((_, None))) if got && fresh(state, k, observed) => {
+                    next[key(k)].0 = Slot::Ready(v, e, None);
+                    true
+                }
                 _ => false,
             };
             (got == want).then_some(next)
+        }
+        (Op::Refreshing(k), Ret::Refreshing(got)) => {
+            let ok = match state[key(k)].0 {
+                Slot::Ready(_, _, Some((_, Some(r)))) => got == Some(r),
+                Slot::Ready(_, _, Some((_, None))) => got.is_some_and(|r| fresh(state, k, r)),
+                _ => got.is_none(),
+            };
+            ok.then_some(next)
         }
         (Op::Remove(k), Ret::Entry(got)) => {
             let want = match state[key(k)].0 {
@@ -302,7 +319,7 @@ fn worker(
     for i in 0..OPS {
         let k = rng.below(keys) as u8;
         let value = (thread * 100 + i) as u64 + 1;
-        let choice = rng.below(13);
+        let choice = rng.below(15);
         let observed = {
             let seen = seen.lock().unwrap();
             (!seen.is_empty()).then(|| seen[rng.below(seen.len() as u64) as usize])
@@ -330,6 +347,31 @@ fn worker(
                 Op::Remove(k),
                 Ret::Entry(memo.remove(&k).map(|e| (*e.value(), e.epoch()))),
             ),
+            (13..=14, _) => {
+                // The recipe after a change: detach the refresh in flight, if any.
+                let refreshing = memo.refreshing(&k);
+                let ret_at = tick();
+                events.push(Event {
+                    thread,
+                    call,
+                    ret_at,
+                    op: Op::Refreshing(k),
+                    ret: Ret::Refreshing(refreshing),
+                });
+                if let Some(r) = refreshing {
+                    let call = tick();
+                    let got = memo.invalidate(&k, r);
+                    let ret_at = tick();
+                    events.push(Event {
+                        thread,
+                        call,
+                        ret_at,
+                        op: Op::Invalidate(k, r),
+                        ret: Ret::Bool(got),
+                    });
+                }
+                continue;
+            }
             (8..=10, _) => {
                 // `refresh`, or (10) a `try_refresh` that fails half of the time.
                 let ran: Arc<Mutex<Option<u64>>> = Arc::default();
@@ -674,6 +716,16 @@ fn the_checker_rejects_what_the_spec_forbids() {
         ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((1, epochs[0])))),
     ];
     assert!(linearizable(&only_the_refresh, 1));
+    // invalidate(k, refreshing(k)) that finds neither the refresh nor the entry it committed,
+    // though one of them was there throughout: rejected.
+    let escaped = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, Op::Refreshing(0), Ret::Refreshing(Some(epochs[1]))),
+        ev(2, 6, 9, Op::Invalidate(0, epochs[1]), Ret::Bool(false)),
+        ev(1, 7, 8, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+    ];
+    assert!(!linearizable(&escaped, 1));
     let mut committed_anyway = only_the_refresh;
     committed_anyway[4].ret = Ret::Entry(Some((5, epochs[1])));
     assert!(!linearizable(&committed_anyway, 1));
