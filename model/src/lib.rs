@@ -6,7 +6,7 @@
 //!   up to `LOOM_MAX_PREEMPTIONS`.
 //! - `tests/shuttle.rs` (`RUSTFLAGS="--cfg shuttle"`): randomized and PCT schedules over broader
 //!   async scenarios (several keys, eviction, expiry, re-entrant listeners, refreshes racing
-//!   invalidations, inserts, eviction and expiry).
+//!   invalidations, inserts, eviction and expiry, automatic refreshes on spawned tasks).
 //!
 //! In a plain build both are empty. Run them with `.ci/models` (gate) or `.ci/extended`.
 #![forbid(unsafe_code)]

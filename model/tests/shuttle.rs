@@ -500,3 +500,102 @@ fn refreshes_race_eviction_and_expiry() {
         });
     });
 }
+
+/// Automatic refresh (`refresh_after`, with a spawner that spawns a shuttle task): stale reads of
+/// two keys each start at most one refresh and return at once, while manual refreshes
+/// (`refresh_if` of the generation seen) join or race them and a task detaches refreshes
+/// (`invalidate(k, refreshing(k))`), invalidates entries and inserts (refresh semantics 1–4, 6,
+/// 10 and 11). Key 1's automatic refreshes fail. Every spawned task ends; see
+/// [`check_refresh_reports`].
+#[test]
+fn automatic_refreshes_race_manual_refreshes_and_invalidations() {
+    check(|| {
+        block_on(async {
+            type Handles = Arc<Mutex<Vec<shuttle::future::JoinHandle<()>>>>;
+            let clock = ManualClock::new();
+            let handles: Handles = Arc::default();
+            let (memo, reports) = recording(
+                AsyncMemo::builder()
+                    .refresh_after(Duration::from_secs(10), {
+                        let handles = Arc::clone(&handles);
+                        move |task| {
+                            // Spawn first: spawning is a scheduling point, and shuttle runs
+                            // every task on one thread, so a std lock held across it deadlocks.
+                            let handle = spawn(task);
+                            handles.lock().unwrap().push(handle);
+                        }
+                    })
+                    .clock(clock.clone()),
+            );
+            for key in 0..2u8 {
+                memo.insert(key, 1);
+            }
+            clock.advance(Duration::from_secs(10)); // every entry is due
+            let mut tasks = Vec::new();
+            for key in 0..2u8 {
+                for reader in 0..2u64 {
+                    let own = 10 + u64::from(key) * 2 + reader;
+                    let m = memo.clone();
+                    tasks.push(spawn(async move {
+                        // A stale read: served at once, never the value of a refresh it started.
+                        let read = if key == 1 {
+                            m.get_or_try_init(key, || yield_once(Err::<u64, ()>(())))
+                                .await
+                                .ok()
+                        } else {
+                            Some(m.get_or_init(key, || yield_once(own)).await)
+                        };
+                        if let Some(read) = &read {
+                            assert_ne!(*read.value(), own, "a stale read waited for its refresh");
+                        }
+                        read
+                    }));
+                }
+                let m = memo.clone();
+                tasks.push(spawn(async move {
+                    let seen = m.epoch(&key)?;
+                    m.refresh_if(key, seen, |old| yield_once(refreshed_from(old.epoch())))
+                        .await
+                }));
+            }
+            let disturber = {
+                let memo = memo.clone();
+                spawn(async move {
+                    let mut killed = HashSet::new();
+                    let refresh = memo.refreshing(&0);
+                    killed.extend(refresh.filter(|&r| memo.invalidate(&0, r)));
+                    shuttle::future::yield_now().await;
+                    let epoch = memo.epoch(&1);
+                    killed.extend(epoch.filter(|&e| memo.invalidate(&1, e)));
+                    shuttle::future::yield_now().await;
+                    memo.insert(1, 5);
+                    killed
+                })
+            };
+            let mut seen: HashMap<Epoch, u64> = HashMap::new();
+            for task in tasks {
+                if let Some(entry) = task.await.unwrap() {
+                    assert_eq!(
+                        *seen.entry(entry.epoch()).or_insert(*entry.value()),
+                        *entry.value()
+                    );
+                }
+            }
+            let killed = disturber.await.unwrap();
+            loop {
+                let spawned: Vec<_> = std::mem::take(&mut *handles.lock().unwrap());
+                if spawned.is_empty() {
+                    break;
+                }
+                for handle in spawned {
+                    handle.await.unwrap();
+                }
+            }
+            check_refresh_reports(&memo, &reports, 2, &killed);
+            let stats = memo.stats();
+            // One automatic refresh per entry and interval (the clock stands still; a refreshed
+            // or inserted entry is not due), and the two manual ones.
+            assert!(stats.refreshes_started <= 4, "{stats:?}");
+        });
+    });
+}
