@@ -1,5 +1,5 @@
 //! Model-based property test: random sequences of memo operations — `get_or_init` /
-//! `get_or_try_init` and `refresh` / `try_refresh` calls whose init is ready at once, pending
+//! `get_or_try_init` and `refresh` / `try_refresh` / `refresh_if` calls whose init is ready at once, pending
 //! behind a gate, failing or panicking, polled by hand and cancelled at any poll; `insert`;
 //! `replace` with the current and older epochs; `invalidate` with the current and older epochs
 //! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; clock advances
@@ -33,6 +33,7 @@ fn call() -> impl Strategy<Value = Op> {
         Just(Kind::Fallible),
         Just(Kind::Refresh),
         Just(Kind::TryRefresh),
+        Just(Kind::RefreshIf),
     ];
     (key(), kind, init).prop_map(|(key, kind, init)| Op::Call { key, kind, init })
 }
@@ -150,7 +151,8 @@ fn the_fuzz_seeds_replay() {
 /// The interpreter's refresh side: a refresh joined by a `try_refresh` while readers keep the
 /// entry, detached by `invalidate(k, refreshing(k))`; a refresh that commits; `replace` with the
 /// current and a stale epoch; refreshes detached by `insert` and by `invalidate` of their entry;
-/// a failing `try_refresh` that leaves the entry.
+/// a failing `try_refresh` that leaves the entry; `refresh_if` of the current generation (joined
+/// by a second one) and of a gone one.
 #[test]
 fn a_known_refresh_sequence_passes() {
     model_ops::quiet_injected_panics(false);
@@ -182,6 +184,13 @@ fn a_known_refresh_sequence_passes() {
         open(Outcome::Error),
         Op::Poll { call: 0 },
         Op::Get { key: 0 },
+        call(Kind::RefreshIf, Init::Gated),
+        call(Kind::RefreshIf, Init::Value),
+        open(Outcome::Value),
+        Op::Poll { call: 0 },
+        Op::Poll { call: 0 },
+        Op::Invalidate { key: 0 },
+        call(Kind::RefreshIf, Init::Value),
     ];
     model_ops::run(Config::PLAIN, &ops).unwrap_or_else(|e| panic!("{e}"));
     let config = Config {

@@ -45,14 +45,16 @@ use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
 /// Keys are `0..KEYS`.
 pub const KEYS: u8 = 3;
 
-/// Which method a call uses: `get_or_init_with_epoch`, `get_or_try_init_with_epoch`, `refresh`
-/// or `try_refresh`.
+/// Which method a call uses: `get_or_init_with_epoch`, `get_or_try_init_with_epoch`, `refresh`,
+/// `try_refresh`, or `refresh_if` of the epoch the model says the key holds (or held last) when
+/// the call starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Plain,
     Fallible,
     Refresh,
     TryRefresh,
+    RefreshIf,
 }
 
 impl Kind {
@@ -63,7 +65,7 @@ impl Kind {
 
     /// Whether the call refreshes a ready entry (or, with none, is `get_or_init`).
     fn refreshes(self) -> bool {
-        matches!(self, Kind::Refresh | Kind::TryRefresh)
+        matches!(self, Kind::Refresh | Kind::TryRefresh | Kind::RefreshIf)
     }
 }
 
@@ -204,6 +206,10 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
             };
             // Bit 6 also picks the refresh-era twin of an op.
             let twin = b & 0x40 != 0;
+            let kind = match (a % 16, kind) {
+                (2, Kind::Refresh) => Kind::RefreshIf,
+                (_, kind) => kind,
+            };
             match a % 16 {
                 0..=2 => Op::Call {
                     key,
@@ -445,9 +451,12 @@ struct InitRun {
     epoch: Epoch,
     id: u64,
     gate: Option<Arc<Gate>>,
+    /// The entry a `refresh_if` init was given: its value id and epoch.
+    base: Option<(u64, Epoch)>,
 }
 
-type CallOut = Result<Entry<Val>, Arc<Failure>>;
+/// A call's output; `Ok(None)` is `refresh_if`'s "the key no longer holds that entry".
+type CallOut = Result<Option<Entry<Val>>, Arc<Failure>>;
 type CallFut<'m> = Pin<Box<dyn Future<Output = CallOut> + 'm>>;
 
 struct RealCall<'m> {
@@ -461,8 +470,15 @@ struct RealCall<'m> {
 #[derive(Debug, PartialEq, Eq)]
 enum Polled {
     Pending,
-    Value { id: u64, epoch: Epoch },
-    Error { id: u64 },
+    Value {
+        id: u64,
+        epoch: Epoch,
+    },
+    Error {
+        id: u64,
+    },
+    /// `refresh_if`: the key no longer holds the entry observed.
+    Gone,
     Panic(PanicKind),
 }
 
@@ -539,6 +555,8 @@ struct MCall {
     key: u8,
     kind: Kind,
     init: Init,
+    /// The epoch a `refresh_if` observed.
+    observed: Option<Epoch>,
     state: CState,
 }
 
@@ -864,6 +882,23 @@ impl Model {
                 CState::Start => {
                     let slot = self.slots.get(&key).copied();
                     let refreshes = self.calls[c].kind.refreshes();
+                    if let Some(observed) = self.calls[c].observed {
+                        // `refresh_if`: only the ready entry observed (an expired one is purged).
+                        let current = match slot {
+                            Some(s @ Slot::Ready { epoch, .. }) if !self.expired(&s) => {
+                                epoch == observed
+                            }
+                            Some(s) if self.expired(&s) => {
+                                self.vacate(key, RemovalCause::Expired);
+                                false
+                            }
+                            _ => false,
+                        };
+                        if !current {
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Gone);
+                        }
+                    }
                     match slot {
                         // A refresh of a ready entry: joins its refresh, or starts one beside
                         // it. It is not a read of the entry.
@@ -876,6 +911,16 @@ impl Model {
                             }
                             let run = self.take_init(c)?;
                             self.see_epoch(key, run.epoch)?;
+                            let Some(Slot::Ready { id, .. }) = slot else {
+                                unreachable!()
+                            };
+                            let want = self.calls[c].observed.map(|_| (id, epoch));
+                            if run.base != want {
+                                return Err(format!(
+                                    "c{c}'s init was given the entry {:?}, the model says {want:?}",
+                                    run.base
+                                ));
+                            }
                             let f = self.start_flight(c, run, Some(epoch));
                             if let Some(Slot::Ready { refresh, .. }) = self.slots.get_mut(&key) {
                                 *refresh = Some(f);
@@ -1141,16 +1186,24 @@ fn apply<'m>(
     Ok(match op {
         Op::Call { key, kind, init } => {
             let key = key % KEYS;
+            let observed = match kind {
+                Kind::RefreshIf => match model.current_epoch(key) {
+                    Some(epoch) => Some(epoch),
+                    None => return Ok("no epoch to use".into()),
+                },
+                _ => None,
+            };
             let c = model.calls.len();
             model.calls.push(MCall {
                 key,
                 kind,
                 init,
+                observed,
                 state: CState::Start,
             });
             let fallible = kind.fallible();
             let (live, inits) = (Arc::clone(live), Arc::clone(runs));
-            let start = move |epoch: Epoch| {
+            let start = move |epoch: Epoch, base: Option<(u64, Epoch)>| {
                 let id = live.next_id.fetch_add(1, SeqCst);
                 if init == Init::PanicInClosure {
                     inits.lock().unwrap().push(InitRun {
@@ -1158,6 +1211,7 @@ fn apply<'m>(
                         epoch,
                         id,
                         gate: None,
+                        base,
                     });
                     panic!("{INJECTED} in the init of value {id}");
                 }
@@ -1167,26 +1221,37 @@ fn apply<'m>(
                     epoch,
                     id,
                     gate,
+                    base,
                 });
                 fut
             };
             let fut: CallFut<'m> = match kind {
                 Kind::Plain => Box::pin(async move {
-                    Ok(memo
-                        .get_or_init_with_epoch(key, move |e| PlainFut(start(e)))
-                        .await)
+                    let start = move |e| PlainFut(start(e, None));
+                    Ok(Some(memo.get_or_init_with_epoch(key, start).await))
                 }),
-                Kind::Fallible => Box::pin(memo.get_or_try_init_with_epoch(key, start)),
+                Kind::Fallible => Box::pin(async move {
+                    let start = move |e| start(e, None);
+                    memo.get_or_try_init_with_epoch(key, start).await.map(Some)
+                }),
                 // `refresh` does not hand its init the flight's epoch: the init reads it back, a
                 // re-entrant read that the poll's later results confirm.
                 Kind::Refresh => Box::pin(async move {
-                    Ok(memo
-                        .refresh(key, move || PlainFut(start(flight_epoch(memo, key))))
-                        .await)
+                    let start = move || PlainFut(start(flight_epoch(memo, key), None));
+                    Ok(Some(memo.refresh(key, start).await))
                 }),
-                Kind::TryRefresh => {
-                    Box::pin(memo.try_refresh(key, move || start(flight_epoch(memo, key))))
-                }
+                Kind::TryRefresh => Box::pin(async move {
+                    let start = move || start(flight_epoch(memo, key), None);
+                    memo.try_refresh(key, start).await.map(Some)
+                }),
+                Kind::RefreshIf => Box::pin(async move {
+                    let observed = observed.expect("refresh_if observes an epoch");
+                    let start = move |old: Entry<Val>| {
+                        let base = Some((old.value().id, old.epoch()));
+                        PlainFut(start(flight_epoch(memo, key), base))
+                    };
+                    Ok(memo.refresh_if(key, observed, start).await)
+                }),
             };
             real.insert(
                 c,
@@ -1464,13 +1529,14 @@ fn poll_call(
     }));
     let (got, error_ptr) = match polled {
         Ok(Poll::Pending) => (Polled::Pending, None),
-        Ok(Poll::Ready(Ok(entry))) => (
+        Ok(Poll::Ready(Ok(Some(entry)))) => (
             Polled::Value {
                 id: entry.value().id,
                 epoch: entry.epoch(),
             },
             None,
         ),
+        Ok(Poll::Ready(Ok(None))) => (Polled::Gone, None),
         Ok(Poll::Ready(Err(failure))) => (
             Polled::Error { id: failure.0 },
             Some(Arc::as_ptr(&failure) as usize),
