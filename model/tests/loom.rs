@@ -386,6 +386,13 @@ fn recording(builder: async_memo::MemoBuilder<u8, u32>) -> (Memo, Removed) {
     (memo, removed)
 }
 
+/// Refreshes key 1 on another thread with a future that wakes itself and yields once before
+/// returning `value`.
+fn refresh_on_a_thread(memo: &Memo, value: u32) -> thread::JoinHandle<Entry<u32>> {
+    let memo = memo.clone();
+    thread::spawn(move || block_on(memo.refresh(1, move || yield_once(value))))
+}
+
 /// How the entry of `epoch` left, if it did; each entry is reported at most once.
 fn cause_of(removed: &Removed, epoch: async_memo::Epoch) -> Option<RemovalCause> {
     let removed = removed.lock().unwrap();
@@ -404,10 +411,7 @@ fn refresh_never_commits_after_its_entry_is_invalidated() {
     loom::model(|| {
         let (memo, removed) = recording(AsyncMemo::builder());
         let entry = memo.insert(1, 1);
-        let refresher = {
-            let memo = memo.clone();
-            thread::spawn(move || block_on(memo.refresh(1, || yield_once(2))))
-        };
+        let refresher = refresh_on_a_thread(&memo, 2);
         let invalidated = memo.invalidate(&1, entry.epoch());
         let got = refresher.join().unwrap();
         assert_eq!(*got.value(), 2, "the refresh's caller receives its value");
@@ -485,10 +489,7 @@ fn refresh_never_commits_over_an_insert() {
     loom::model(|| {
         let (memo, removed) = recording(AsyncMemo::builder());
         let entry = memo.insert(1, 1);
-        let refresher = {
-            let memo = memo.clone();
-            thread::spawn(move || block_on(memo.refresh(1, || yield_once(2))))
-        };
+        let refresher = refresh_on_a_thread(&memo, 2);
         let inserted = memo.insert(1, 3).epoch();
         let got = refresher.join().unwrap();
         let now = memo.get(&1).expect("the key holds an entry");
@@ -521,10 +522,7 @@ fn refresh_never_commits_after_its_entry_is_evicted() {
     loom::model(|| {
         let (memo, removed) = recording(AsyncMemo::builder().max_capacity(1).shards(1));
         let entry = memo.insert(1, 1);
-        let refresher = {
-            let memo = memo.clone();
-            thread::spawn(move || block_on(memo.refresh(1, || yield_once(2))))
-        };
+        let refresher = refresh_on_a_thread(&memo, 2);
         memo.insert(2, 20);
         let got = refresher.join().unwrap();
         assert_eq!(*got.value(), 2);
@@ -622,10 +620,7 @@ fn invalidating_a_committing_refresh() {
     loom::model(|| {
         let memo = Memo::new();
         let entry = memo.insert(1, 1);
-        let refresher = {
-            let memo = memo.clone();
-            thread::spawn(move || block_on(memo.refresh(1, || yield_once(2))))
-        };
+        let refresher = refresh_on_a_thread(&memo, 2);
         if let Some(refresh) = memo.refreshing(&1) {
             assert!(
                 memo.invalidate(&1, refresh),

@@ -360,6 +360,17 @@ fn check_refresh_reports(memo: &Memo64, reports: &Reports, keys: u8, killed: &Ha
     }
 }
 
+/// Awaits every task: callers that got the same epoch got the same value (single-flight).
+async fn one_value_per_epoch(tasks: Vec<shuttle::future::JoinHandle<Option<Entry<u64>>>>) {
+    let mut seen: HashMap<Epoch, u64> = HashMap::new();
+    for task in tasks {
+        if let Some(entry) = task.await.unwrap() {
+            let value = *entry.value();
+            assert_eq!(*seen.entry(entry.epoch()).or_insert(value), value);
+        }
+    }
+}
+
 /// Refreshes of two keys — `refresh_if` of the generation the refresher saw, a `refresh` dropped
 /// after its first poll (its future woke itself: futures-rs #2706), a `try_refresh` that fails
 /// for key 0 — race a task that invalidates each key's refresh (`invalidate(k, refreshing(k))`),
@@ -418,15 +429,7 @@ fn refreshes_race_invalidations_and_inserts() {
                     killed
                 })
             };
-            let mut seen: HashMap<Epoch, u64> = HashMap::new();
-            for task in tasks {
-                if let Some(entry) = task.await.unwrap() {
-                    assert_eq!(
-                        *seen.entry(entry.epoch()).or_insert(*entry.value()),
-                        *entry.value()
-                    );
-                }
-            }
+            one_value_per_epoch(tasks).await;
             let killed = disturber.await.unwrap();
             check_refresh_reports(&memo, &reports, 2, &killed);
             for key in 0..2u8 {
@@ -573,15 +576,7 @@ fn automatic_refreshes_race_manual_refreshes_and_invalidations() {
                     killed
                 })
             };
-            let mut seen: HashMap<Epoch, u64> = HashMap::new();
-            for task in tasks {
-                if let Some(entry) = task.await.unwrap() {
-                    assert_eq!(
-                        *seen.entry(entry.epoch()).or_insert(*entry.value()),
-                        *entry.value()
-                    );
-                }
-            }
+            one_value_per_epoch(tasks).await;
             let killed = disturber.await.unwrap();
             loop {
                 let spawned: Vec<_> = std::mem::take(&mut *handles.lock().unwrap());
