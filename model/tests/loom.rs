@@ -638,3 +638,49 @@ fn invalidating_a_committing_refresh() {
         }
     });
 }
+
+/// A refresh that panics (refresh semantics 5, the crate's semantics 7): its poller gets the
+/// panic; a refresher that joined it is woken and starts over with its own init; the entry stays
+/// in place and served throughout, and is replaced only by a refresh that completed.
+#[test]
+fn panicking_refresh_leaves_its_entry() {
+    quiet_model_panics();
+    loom::model(|| {
+        let memo = Memo::new();
+        let entry = memo.insert(1, 1);
+        let other = {
+            let memo = memo.clone();
+            thread::spawn(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    block_on(memo.refresh(1, || async { 3 }))
+                }))
+            })
+        };
+        let creator = catch_unwind(AssertUnwindSafe(|| {
+            block_on(memo.refresh(1, yield_then_panic))
+        }));
+        assert!(memo.get(&1).is_some(), "the entry is served throughout");
+        let other = other.join().unwrap();
+        let now = memo.get(&1).map(|e| (e.epoch(), *e.value()));
+        match (creator, other) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.epoch(), b.epoch(), "the creator joined the other refresh");
+                assert_eq!(now, Some((b.epoch(), 3)));
+            }
+            (Err(a), Ok(b)) => {
+                assert_eq!(message(&a), INIT_PANIC);
+                assert_eq!(now, Some((b.epoch(), 3)), "the other refresh completed");
+            }
+            (Err(_), Err(b)) => {
+                assert_eq!(
+                    message(&b),
+                    INIT_PANIC,
+                    "the other refresher polled the panic"
+                );
+                assert_eq!(now, Some((entry.epoch(), 1)), "a panicked refresh leaves E");
+            }
+            (Ok(_), Err(b)) => panic!("only the creator's refresh panics: {}", message(&b)),
+        }
+        assert_eq!(memo.refreshing(&1), None);
+    });
+}
