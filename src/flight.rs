@@ -242,15 +242,17 @@ impl<V: Send + Sync + 'static> Flight<V> {
 
     /// Parks a new flight's future unpolled, marked woken, so that its first caller polls it:
     /// an automatic refresh, created on a reader's thread and handed to the user's spawner.
-    /// Callers that joined meanwhile (a manual `refresh` of the same entry) are woken, so any of
-    /// them may drive it before the spawned task runs.
+    ///
+    /// A manual refresh of the same entry may have joined while the reader's `init` made the
+    /// future (the flight was attached already): it is woken, and may drive the refresh instead
+    /// of waiting for the spawned task (invariant 6).
     pub(crate) fn hand_off(&self, future: InitFuture<V>) {
         let mut wake = WakeList::new();
         let more = {
             let mut state = self.state.lock();
             debug_assert!(
                 matches!(state.drive, Drive::Polling { .. }),
-                "invariant 2: only the creator hands off its future"
+                "invariant 2: only the creator of a flight hands it off"
             );
             state.drive = Drive::Idle {
                 future,

@@ -514,19 +514,15 @@ where
         // Seeded bug (.ci/mutants): a late delete that ignores the observed epoch.
         #[cfg(async_memo_mutant = "unconditional_late_delete")]
         let matches = |_: Epoch| true;
-        if self
-            .remove_where(key, RemovalCause::Invalidated, matches, false)
-            .is_some()
-        {
-            return true;
-        }
         // Not the entry or flight: perhaps the refresh in flight beside the entry.
-        let hash = self.table.hash(key);
-        self.table
-            .shard(hash)
-            .map
-            .write()
-            .detach_refresh(hash, key, observed)
+        self.remove_where(
+            key,
+            RemovalCause::Invalidated,
+            matches,
+            false,
+            Some(observed),
+        )
+        .is_some()
     }
 
     /// Removes whatever `key` holds, unconditionally. Returns the ready entry it held; a flight
@@ -549,18 +545,23 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.remove_where(key, RemovalCause::Removed, |_| true, true)?
+        self.remove_where(key, RemovalCause::Removed, |_| true, true, None)?
     }
 
-    /// Removes the slot of `key` if `matches` its epoch. Returns `Some` if it removed a slot,
-    /// holding (if `keep`) a copy of the ready entry it removed and reported under `cause`. An
-    /// expired entry is purged and reported as expired, and counts as absent.
+    /// Removes the slot of `key` if `matches` its epoch, or else detaches the refresh beside its
+    /// entry if that refresh's epoch is `refresh`. Returns `Some` if it removed a slot or
+    /// detached a refresh, holding (if `keep`) a copy of the ready entry it removed and reported
+    /// under `cause`. An expired entry is purged and reported as expired, and counts as absent.
+    ///
+    /// Both looks happen in one critical section: a refresh that commits between two would
+    /// escape both (it is no longer beside the entry, and its epoch was not the key's yet).
     fn remove_where<Q>(
         &self,
         key: &Q,
         cause: RemovalCause,
         matches: impl FnOnce(Epoch) -> bool,
         keep: bool,
+        refresh: Option<Epoch>,
     ) -> Option<Option<Entry<V>>>
     where
         K: Borrow<Q>,
@@ -569,17 +570,18 @@ where
         let at = self.table.moment();
         let hash = self.table.hash(key);
         let mut out = Removals::new();
-        let removed = self.table.shard(hash).map.write().remove_if(
-            hash,
-            key,
-            |slot| matches(slot.epoch()),
-            cause,
-            at,
-            &mut out,
-        );
+        let (removed, detached) = {
+            let mut map = self.table.shard(hash).map.write();
+            let removed =
+                map.remove_if(hash, key, |slot| matches(slot.epoch()), cause, at, &mut out);
+            let detached = removed.is_none()
+                && refresh.is_some_and(|observed| map.detach_refresh(hash, key, observed));
+            (removed, detached)
+        };
         let result = match removed {
             Some(Ok(_)) if keep => Some(out.cloned(cause)),
             Some(Ok(_) | Err(_)) => Some(None),
+            None if detached => Some(None),
             // Nothing matched, or only an expired entry was purged: that one is reported too.
             None => None,
         };

@@ -1,5 +1,7 @@
-//! Linearizability of the core operations under real concurrency: `get`, `insert`,
-//! `invalidate`, `remove` and `get_or_init` with an init that is ready at once.
+//! Linearizability of the core operations under real concurrency: `get`, `insert`, `replace`,
+//! `invalidate`, `remove`, and `get_or_init`, `refresh` and `try_refresh` with an init that is
+//! ready at once (a `try_refresh` fails half of the time), and `refreshing` followed by
+//! `invalidate` of the refresh it reports.
 //!
 //! Each round runs 3 threads × 4 random operations on 1 or 2 keys, started together behind a
 //! barrier, and records a history: every operation's invocation and response as ticks of one
@@ -16,6 +18,16 @@
 //! flight's value is stored if the key still holds that flight), between then and the response.
 //! A `get_or_init` whose init did not run returns either the key's ready entry or the value of the
 //! flight it joined. Every epoch a key receives is above every epoch that key held before.
+//!
+//! A refresh is a flight attached to the ready entry it refreshes (or, on an empty key, the key's
+//! flight): a `refresh` whose init ran is a `Claim` (the key held no flight and its entry no
+//! refresh; now the entry has this refresh beside it) then a `Commit` (the value replaces the
+//! entry only if the refresh is still attached to it: whatever removed or replaced the entry
+//! detached it, Caffeine #193) or, for a failed `try_refresh`, a `Fail` (the refresh is detached,
+//! the entry stays). While a refresh runs, reads return the entry it refreshes. A refresh whose
+//! init did not run joined a flight or refresh and returns its value (or shares its error). A
+//! failed flight's epoch is never returned, so the specification leaves it unknown. Flights are
+//! named by their value, unique per operation.
 //!
 //! Rounds: `ASYNC_MEMO_LIN_ROUNDS` (default 500).
 
@@ -40,14 +52,30 @@ fn tick() -> u64 {
 enum Op {
     Get(u8),
     Insert(u8, u64),
+    /// `replace(key, observed, value)`.
+    Replace(u8, Epoch, u64),
+    /// `refreshing(key)`: the epoch of the refresh beside the key's entry.
+    Refreshing(u8),
     Invalidate(u8, Epoch),
     Remove(u8),
     /// A `get_or_init` whose init did not run.
     GetOrInit(u8),
-    /// The first half of a `get_or_init` whose init ran: it created a flight of this epoch.
-    Claim(u8, u64, Epoch),
-    /// The second half: the flight's value is committed if the key still holds the flight.
-    Commit(u8, Epoch),
+    /// A `refresh` or `try_refresh` whose init did not run: it joined a flight or a refresh.
+    Joined(u8),
+    /// The first half of a call whose init ran: it created a flight (`refresh == false`: a
+    /// `get_or_init`, on an empty key) or a refresh (on an empty key: the key's flight; beside a
+    /// ready entry: its refresh) with this value and epoch (unknown if it failed).
+    Claim {
+        key: u8,
+        value: u64,
+        epoch: Option<Epoch>,
+        refresh: bool,
+    },
+    /// The second half: the flight's value is committed if it is still attached (in the key's
+    /// slot, or beside the entry it refreshes).
+    Commit(u8, u64, Epoch),
+    /// The second half of a failed `try_refresh`: its flight or refresh is detached.
+    Fail(u8, u64),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,6 +83,10 @@ enum Ret {
     Entry(Option<(u64, Epoch)>),
     Epoch(Epoch),
     Bool(bool),
+    Replaced(Result<Epoch, Option<Epoch>>),
+    Refreshing(Option<Epoch>),
+    /// The error of the failed flight with this value, shared by a joined `try_refresh`.
+    Error(u64),
     Unit,
 }
 
@@ -67,11 +99,15 @@ struct Event {
     ret: Ret,
 }
 
+/// A flight or refresh: its value, and its epoch (unknown for one that fails).
+type Flight = (u64, Option<Epoch>);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Slot {
     Empty,
-    Ready(u64, Epoch),
-    Flight(u64, Epoch),
+    /// A ready entry, and the refresh attached to it.
+    Ready(u64, Epoch, Option<Flight>),
+    Flight(Flight),
 }
 
 /// The sequential specification's state: per key, its slot and the highest epoch it ever held.
@@ -82,10 +118,15 @@ fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
     let mut next = state.clone();
     let key = |k: u8| usize::from(k);
     let fresh = |state: &State, k: u8, e: Epoch| state[key(k)].1.is_none_or(|max| e > max);
+    // The epoch a slot holds; `None` for an empty key, and for a flight whose epoch is unknown.
+    let current = |slot: Slot| match slot {
+        Slot::Ready(_, e, _) | Slot::Flight((_, Some(e))) => Some(e),
+        Slot::Flight((_, None)) | Slot::Empty => None,
+    };
     match (op, ret) {
         (Op::Get(k), Ret::Entry(got)) => {
             let want = match state[key(k)].0 {
-                Slot::Ready(v, e) => Some((v, e)),
+                Slot::Ready(v, e, _) => Some((v, e)),
                 _ => None,
             };
             (got == want).then_some(next)
@@ -94,43 +135,114 @@ fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
             if !fresh(state, k, e) {
                 return None;
             }
-            next[key(k)] = (Slot::Ready(v, e), Some(e));
+            next[key(k)] = (Slot::Ready(v, e, None), Some(e));
             Some(next)
+        }
+        (Op::Replace(k, observed, v), Ret::Replaced(Ok(e))) => {
+            if current(state[key(k)].0) != Some(observed) || !fresh(state, k, e) {
+                return None;
+            }
+            next[key(k)] = (Slot::Ready(v, e, None), Some(e));
+            Some(next)
+        }
+        (Op::Replace(k, observed, _), Ret::Replaced(Err(got))) => {
+            let ok = match state[key(k)].0 {
+                Slot::Empty => got.is_none(),
+                // A failed flight's epoch is unknown, but newer than what the key held before.
+                Slot::Flight((_, None)) => got.is_some_and(|e| e != observed && fresh(state, k, e)),
+                slot => got == current(slot) && got != Some(observed),
+            };
+            ok.then_some(next)
         }
         (Op::Invalidate(k, observed), Ret::Bool(got)) => {
             let want = match state[key(k)].0 {
-                Slot::Ready(_, e) | Slot::Flight(_, e) => e == observed,
-                Slot::Empty => false,
+                Slot::Ready(_, e, _) | Slot::Flight((_, Some(e))) if e == observed => {
+                    next[key(k)].0 = Slot::Empty;
+                    true
+                }
+                // `invalidate(k, refreshing(k))`: the refresh only; the entry stays.
+                Slot::Ready(v, e, Some((_, Some(r)))) if r == observed => {
+                    next[key(k)].0 = Slot::Ready(v, e, None);
+                    true
+                }
+                // A refresh that will fail has an unknown epoch: it may be the one observed.
+                Slot::Ready(v, e, Some((_, None))) if got && fresh(state, k, observed) => {
+                    next[key(k)].0 = Slot::Ready(v, e, None);
+                    true
+                }
+                _ => false,
             };
-            if want {
-                next[key(k)].0 = Slot::Empty;
-            }
             (got == want).then_some(next)
+        }
+        (Op::Refreshing(k), Ret::Refreshing(got)) => {
+            let ok = match state[key(k)].0 {
+                Slot::Ready(_, _, Some((_, Some(r)))) => got == Some(r),
+                Slot::Ready(_, _, Some((_, None))) => got.is_some_and(|r| fresh(state, k, r)),
+                _ => got.is_none(),
+            };
+            ok.then_some(next)
         }
         (Op::Remove(k), Ret::Entry(got)) => {
             let want = match state[key(k)].0 {
-                Slot::Ready(v, e) => Some((v, e)),
+                Slot::Ready(v, e, _) => Some((v, e)),
                 _ => None,
             };
             next[key(k)].0 = Slot::Empty;
             (got == want).then_some(next)
         }
         (Op::GetOrInit(k), Ret::Entry(Some(got))) => match state[key(k)].0 {
-            Slot::Ready(v, e) | Slot::Flight(v, e) => ((v, e) == got).then_some(next),
-            Slot::Empty => None,
+            Slot::Ready(v, e, _) | Slot::Flight((v, Some(e))) => ((v, e) == got).then_some(next),
+            _ => None,
         },
-        (Op::Claim(k, v, e), Ret::Unit) => {
-            if state[key(k)].0 != Slot::Empty || !fresh(state, k, e) {
+        (Op::Joined(k), Ret::Entry(Some((v, e)))) => match state[key(k)].0 {
+            Slot::Flight(f) | Slot::Ready(_, _, Some(f)) => (f == (v, Some(e))).then_some(next),
+            _ => None,
+        },
+        (Op::Joined(k), Ret::Error(v)) => match state[key(k)].0 {
+            Slot::Flight((f, None)) | Slot::Ready(_, _, Some((f, None))) => {
+                (f == v).then_some(next)
+            }
+            _ => None,
+        },
+        (
+            Op::Claim {
+                key: k,
+                value,
+                epoch,
+                refresh,
+            },
+            Ret::Unit,
+        ) => {
+            if epoch.is_some_and(|e| !fresh(state, k, e)) {
                 return None;
             }
-            next[key(k)] = (Slot::Flight(v, e), Some(e));
+            let flight = (value, epoch);
+            next[key(k)].0 = match state[key(k)].0 {
+                Slot::Empty => Slot::Flight(flight),
+                Slot::Ready(v, e, None) if refresh => Slot::Ready(v, e, Some(flight)),
+                _ => return None, // it would have hit, or joined
+            };
+            if epoch.is_some() {
+                next[key(k)].1 = epoch;
+            }
             Some(next)
         }
-        (Op::Commit(k, e), Ret::Unit) => {
-            if let Slot::Flight(v, f) = state[key(k)].0 {
-                if f == e {
-                    next[key(k)].0 = Slot::Ready(v, e);
+        (Op::Commit(k, value, e), Ret::Unit) => {
+            match state[key(k)].0 {
+                Slot::Flight((v, _)) | Slot::Ready(_, _, Some((v, _))) if v == value => {
+                    next[key(k)].0 = Slot::Ready(value, e, None);
                 }
+                _ => {} // detached: its callers got the value, the key did not
+            }
+            Some(next)
+        }
+        (Op::Fail(k, value), Ret::Unit) => {
+            match state[key(k)].0 {
+                Slot::Flight((v, _)) if v == value => next[key(k)].0 = Slot::Empty,
+                Slot::Ready(r, e, Some((v, _))) if v == value => {
+                    next[key(k)].0 = Slot::Ready(r, e, None);
+                }
+                _ => {}
             }
             Some(next)
         }
@@ -187,6 +299,13 @@ impl Rng {
     }
 }
 
+/// Spins `n` times: an init that takes a moment, so that other threads meet its flight.
+fn spin(n: u64) {
+    for _ in 0..n {
+        std::hint::spin_loop();
+    }
+}
+
 /// One thread's part of a round.
 fn worker(
     memo: &AsyncMemo<u8, u64>,
@@ -200,15 +319,15 @@ fn worker(
     for i in 0..OPS {
         let k = rng.below(keys) as u8;
         let value = (thread * 100 + i) as u64 + 1;
-        let choice = rng.below(10);
+        let choice = rng.below(15);
         let observed = {
             let seen = seen.lock().unwrap();
             (!seen.is_empty()).then(|| seen[rng.below(seen.len() as u64) as usize])
         };
         // A few spins of jitter, so the threads' operations interleave in varied ways.
-        for _ in 0..rng.below(64) {
-            std::hint::spin_loop();
-        }
+        spin(rng.below(64));
+        let spins = rng.below(256);
+        let fail = rng.below(2) == 0;
         let call = tick();
         let (op, ret) = match (choice, observed) {
             (0..=1, _) => (
@@ -219,18 +338,121 @@ fn worker(
                 Op::Insert(k, value),
                 Ret::Epoch(memo.insert(k, value).unwrap().epoch()),
             ),
-            (4..=5, Some(e)) => (Op::Invalidate(k, e), Ret::Bool(memo.invalidate(&k, e))),
-            (6, _) => (
+            (4, Some(e)) => (
+                Op::Replace(k, e, value),
+                Ret::Replaced(memo.replace(k, e, value).map(|e| e.epoch())),
+            ),
+            (5..=6, Some(e)) => (Op::Invalidate(k, e), Ret::Bool(memo.invalidate(&k, e))),
+            (7, _) => (
                 Op::Remove(k),
                 Ret::Entry(memo.remove(&k).map(|e| (*e.value(), e.epoch()))),
             ),
+            (13..=14, _) => {
+                // The recipe after a change: detach the refresh in flight, if any.
+                let refreshing = memo.refreshing(&k);
+                let ret_at = tick();
+                events.push(Event {
+                    thread,
+                    call,
+                    ret_at,
+                    op: Op::Refreshing(k),
+                    ret: Ret::Refreshing(refreshing),
+                });
+                if let Some(r) = refreshing {
+                    let call = tick();
+                    let got = memo.invalidate(&k, r);
+                    let ret_at = tick();
+                    events.push(Event {
+                        thread,
+                        call,
+                        ret_at,
+                        op: Op::Invalidate(k, r),
+                        ret: Ret::Bool(got),
+                    });
+                }
+                continue;
+            }
+            (8..=10, _) => {
+                // `refresh`, or (10) a `try_refresh` that fails half of the time.
+                let ran: Arc<Mutex<Option<u64>>> = Arc::default();
+                let started = Arc::clone(&ran);
+                let init = move || {
+                    *started.lock().unwrap() = Some(tick());
+                    async move {
+                        spin(spins);
+                        if choice == 10 && fail {
+                            Err(value)
+                        } else {
+                            Ok(value)
+                        }
+                    }
+                };
+                let got = if choice == 10 {
+                    futures::executor::block_on(memo.try_refresh(k, init))
+                } else {
+                    let init = move || {
+                        let future = init();
+                        async move { future.await.expect("a refresh that cannot fail") }
+                    };
+                    Ok(futures::executor::block_on(memo.refresh(k, init)))
+                };
+                let ret_at = tick();
+                let ran = *ran.lock().unwrap();
+                let got = got.map(|entry| (*entry.value(), entry.epoch()));
+                if let Ok((_, e)) = got {
+                    seen.lock().unwrap().push(e);
+                }
+                let ev = |call, ret_at, op, ret| Event {
+                    thread,
+                    call,
+                    ret_at,
+                    op,
+                    ret,
+                };
+                match (ran, got) {
+                    (Some(at), got) => {
+                        let epoch = match got {
+                            Ok((v, e)) => {
+                                assert_eq!(v, value, "the creator receives its own value");
+                                Some(e)
+                            }
+                            Err(error) => {
+                                assert_eq!(*error, value, "the creator receives its own error");
+                                None
+                            }
+                        };
+                        let claim = Op::Claim {
+                            key: k,
+                            value,
+                            epoch,
+                            refresh: true,
+                        };
+                        events.push(ev(call, at, claim, Ret::Unit));
+                        let end = match epoch {
+                            Some(e) => Op::Commit(k, value, e),
+                            None => Op::Fail(k, value),
+                        };
+                        events.push(ev(at, ret_at, end, Ret::Unit));
+                    }
+                    (None, Ok(got)) => {
+                        events.push(ev(call, ret_at, Op::Joined(k), Ret::Entry(Some(got))));
+                    }
+                    (None, Err(error)) => {
+                        events.push(ev(call, ret_at, Op::Joined(k), Ret::Error(*error)));
+                    }
+                }
+                continue;
+            }
             _ => {
                 let ran: Arc<Mutex<Option<(u64, Epoch)>>> = Arc::default();
                 let entry = {
                     let ran = Arc::clone(&ran);
                     futures::executor::block_on(memo.get_or_init_with_epoch(k, move |e| {
                         *ran.lock().unwrap() = Some((tick(), e));
-                        async move { value }
+                        async move {
+                            spin(spins);
+                            value
+                        }
                     }))
                 };
                 let ret_at = tick();
@@ -243,14 +465,19 @@ fn worker(
                             thread,
                             call,
                             ret_at: at,
-                            op: Op::Claim(k, value, e),
+                            op: Op::Claim {
+                                key: k,
+                                value,
+                                epoch: Some(e),
+                                refresh: false,
+                            },
                             ret: Ret::Unit,
                         });
                         events.push(Event {
                             thread,
                             call: at,
                             ret_at,
-                            op: Op::Commit(k, e),
+                            op: Op::Commit(k, value, e),
                             ret: Ret::Unit,
                         });
                     }
@@ -267,7 +494,9 @@ fn worker(
         };
         let ret_at = tick();
         match ret {
-            Ret::Entry(Some((_, e))) | Ret::Epoch(e) => seen.lock().unwrap().push(e),
+            Ret::Entry(Some((_, e))) | Ret::Epoch(e) | Ret::Replaced(Ok(e)) => {
+                seen.lock().unwrap().push(e);
+            }
             _ => {}
         }
         events.push(Event {
@@ -296,6 +525,7 @@ fn concurrent_histories_are_linearizable() {
         let mut overlapping = 0;
         let mut flights = 0;
         let (mut joins, mut detached) = (0, 0);
+        let (mut refreshes, mut refreshes_detached) = (0, 0);
         for round in 0..rounds {
             let memo: AsyncMemo<u8, u64> = AsyncMemo::new();
             let keys = 1 + round % 2;
@@ -329,7 +559,14 @@ fn concurrent_histories_are_linearizable() {
             let mut fresh = HashSet::new();
             for e in &history {
                 let epoch = match (e.op, e.ret) {
-                    (Op::Claim(_, _, epoch), _) | (Op::Insert(..), Ret::Epoch(epoch)) => epoch,
+                    (
+                        Op::Claim {
+                            epoch: Some(epoch), ..
+                        },
+                        _,
+                    )
+                    | (Op::Insert(..), Ret::Epoch(epoch))
+                    | (Op::Replace(..), Ret::Replaced(Ok(epoch))) => epoch,
                     _ => continue,
                 };
                 assert!(
@@ -344,8 +581,10 @@ fn concurrent_histories_are_linearizable() {
             );
             flights += history
                 .iter()
-                .filter(|e| matches!(e.op, Op::GetOrInit(_)))
+                .filter(|e| matches!(e.op, Op::GetOrInit(_) | Op::Joined(_)))
                 .count();
+            refreshes += stats.refreshes_started;
+            refreshes_detached += stats.refreshes_detached;
             assert!(
                 linearizable(&history, keys as usize),
                 "round {round}: not linearizable:\n{history:#?}"
@@ -353,8 +592,9 @@ fn concurrent_histories_are_linearizable() {
         }
         eprintln!(
             "linearizability: {rounds} rounds, {overlapping} with overlapping operations, \
-             {flights} get_or_init calls that joined or hit ({joins} joined a flight), \
-             {detached} flights detached while in progress"
+             {flights} get_or_init or refresh calls that joined or hit ({joins} joined a \
+             flight), {detached} flights detached while in progress; {refreshes} refreshes \
+             started, {refreshes_detached} detached"
         );
         let _ = tx.send(());
     });
@@ -378,7 +618,13 @@ fn the_checker_rejects_what_the_spec_forbids() {
             .map(|i| memo.insert(0, i).unwrap().epoch())
             .collect::<Vec<_>>()
     };
-    let epochs = e(3);
+    let epochs = e(4);
+    let claim = |value, epoch: Epoch, refresh| Op::Claim {
+        key: 0,
+        value,
+        epoch: Some(epoch),
+        refresh,
+    };
     let ev = |thread, call, ret_at, op, ret| Event {
         thread,
         call,
@@ -413,9 +659,9 @@ fn the_checker_rejects_what_the_spec_forbids() {
     assert!(!linearizable(&stale, 1));
     // A detached flight's value resurrected after a remove: rejected.
     let resurrected = [
-        ev(0, 0, 1, Op::Claim(0, 5, epochs[0]), Ret::Unit),
+        ev(0, 0, 1, claim(5, epochs[0], false), Ret::Unit),
         ev(1, 2, 3, Op::Remove(0), Ret::Entry(None)),
-        ev(0, 4, 5, Op::Commit(0, epochs[0]), Ret::Unit),
+        ev(0, 4, 5, Op::Commit(0, 5, epochs[0]), Ret::Unit),
         ev(1, 6, 7, Op::Get(0), Ret::Entry(Some((5, epochs[0])))),
     ];
     assert!(!linearizable(&resurrected, 1));
@@ -427,11 +673,119 @@ fn the_checker_rejects_what_the_spec_forbids() {
     assert!(!linearizable(&backwards, 1));
     // Two flights at once for one key (single-flight broken): rejected.
     let two_flights = [
-        ev(0, 0, 3, Op::Claim(0, 1, epochs[0]), Ret::Unit),
-        ev(1, 1, 4, Op::Claim(0, 2, epochs[1]), Ret::Unit),
-        ev(0, 5, 6, Op::Commit(0, epochs[0]), Ret::Unit),
-        ev(1, 7, 8, Op::Commit(0, epochs[1]), Ret::Unit),
+        ev(0, 0, 3, claim(1, epochs[0], false), Ret::Unit),
+        ev(1, 1, 4, claim(2, epochs[1], false), Ret::Unit),
+        ev(0, 5, 6, Op::Commit(0, 1, epochs[0]), Ret::Unit),
+        ev(1, 7, 8, Op::Commit(0, 2, epochs[1]), Ret::Unit),
         ev(2, 9, 10, Op::Get(0), Ret::Entry(Some((1, epochs[0])))),
     ];
     assert!(!linearizable(&two_flights, 1));
+
+    // Refresh: readers keep the entry while its refresh runs, then see the refresh's value.
+    let refreshed = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, Op::Get(0), Ret::Entry(Some((1, epochs[0])))),
+        ev(1, 6, 7, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((5, epochs[1])))),
+    ];
+    assert!(linearizable(&refreshed, 1));
+    // A read that sees the refresh's value before it committed: rejected.
+    let mut early_read = refreshed;
+    early_read[2].ret = Ret::Entry(Some((5, epochs[1])));
+    assert!(!linearizable(&early_read, 1));
+    // Caffeine #193: a refresh that commits after its entry was invalidated: rejected.
+    let caffeine_193 = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, Op::Invalidate(0, epochs[0]), Ret::Bool(true)),
+        ev(1, 6, 7, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((5, epochs[1])))),
+    ];
+    assert!(!linearizable(&caffeine_193, 1));
+    // ...and one that commits over the insert that replaced its entry: rejected.
+    let mut over_insert = caffeine_193;
+    over_insert[2] = ev(2, 4, 5, Op::Insert(0, 2), Ret::Epoch(epochs[2]));
+    assert!(!linearizable(&over_insert, 1));
+    // invalidate(k, refreshing(k)) detaches only the refresh: the entry stays.
+    let only_the_refresh = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, Op::Invalidate(0, epochs[1]), Ret::Bool(true)),
+        ev(1, 6, 7, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((1, epochs[0])))),
+    ];
+    assert!(linearizable(&only_the_refresh, 1));
+    // invalidate(k, refreshing(k)) that finds neither the refresh nor the entry it committed,
+    // though one of them was there throughout: rejected.
+    let escaped = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, Op::Refreshing(0), Ret::Refreshing(Some(epochs[1]))),
+        ev(2, 6, 9, Op::Invalidate(0, epochs[1]), Ret::Bool(false)),
+        ev(1, 7, 8, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+    ];
+    assert!(!linearizable(&escaped, 1));
+    let mut committed_anyway = only_the_refresh;
+    committed_anyway[4].ret = Ret::Entry(Some((5, epochs[1])));
+    assert!(!linearizable(&committed_anyway, 1));
+    // A second refresh beside the first (refreshes of one entry share one flight): rejected.
+    let two_refreshes = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim(5, epochs[1], true), Ret::Unit),
+        ev(2, 4, 5, claim(6, epochs[2], true), Ret::Unit),
+    ];
+    assert!(!linearizable(&two_refreshes, 1));
+    // A failed refresh leaves the entry; a joined try_refresh shares its error.
+    let failed = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(
+            1,
+            2,
+            3,
+            Op::Claim {
+                key: 0,
+                value: 5,
+                epoch: None,
+                refresh: true,
+            },
+            Ret::Unit,
+        ),
+        ev(2, 4, 5, Op::Joined(0), Ret::Error(5)),
+        ev(1, 6, 7, Op::Fail(0, 5), Ret::Unit),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((1, epochs[0])))),
+    ];
+    assert!(linearizable(&failed, 1));
+    let mut joined_late = failed;
+    joined_late[2] = ev(2, 8, 9, Op::Joined(0), Ret::Error(5));
+    joined_late[4] = ev(2, 10, 11, Op::Get(0), Ret::Entry(Some((1, epochs[0]))));
+    assert!(
+        !linearizable(&joined_late, 1),
+        "joined a refresh that had failed"
+    );
+    // replace: of two replaces of one epoch, one wins; the loser learns the current epoch.
+    let replaced = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(
+            1,
+            2,
+            5,
+            Op::Replace(0, epochs[0], 2),
+            Ret::Replaced(Ok(epochs[1])),
+        ),
+        ev(
+            2,
+            3,
+            6,
+            Op::Replace(0, epochs[0], 3),
+            Ret::Replaced(Err(Some(epochs[1]))),
+        ),
+    ];
+    assert!(linearizable(&replaced, 1));
+    let mut both_won = replaced;
+    both_won[2].ret = Ret::Replaced(Ok(epochs[2]));
+    assert!(!linearizable(&both_won, 1));
+    let mut told_stale = replaced;
+    told_stale[2].ret = Ret::Replaced(Err(Some(epochs[0])));
+    assert!(!linearizable(&told_stale, 1));
 }

@@ -1,9 +1,10 @@
 //! Model-based property test: random sequences of memo operations — `get_or_init` /
-//! `get_or_try_init` calls whose init is ready at once, pending behind a gate, failing or
-//! panicking, polled by hand and cancelled at any poll; `insert`; `invalidate` with the current
-//! and older epochs; `remove`; `invalidate_all`; `get`; `epoch`; clock advances with a time to
-//! live and a time to idle; capacity pressure — checked step by step against a sequential model of
-//! the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
+//! `get_or_try_init` and `refresh` / `try_refresh` / `refresh_if` calls whose init is ready at once, pending
+//! behind a gate, failing or panicking, polled by hand and cancelled at any poll; `insert`;
+//! `replace` with the current and older epochs; `invalidate` with the current and older epochs
+//! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; clock advances
+//! with a time to live and a time to idle; capacity pressure — checked step by step against a
+//! sequential model of the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
 //! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
 //!
 //! Cases: `PROPTEST_CASES` (proptest's default, 256, in the gate). A failure shrinks to a short
@@ -27,7 +28,13 @@ fn call() -> impl Strategy<Value = Op> {
         1 => Just(Init::PanicInFuture),
         1 => Just(Init::PanicInClosure),
     ];
-    let kind = prop_oneof![Just(Kind::Plain), Just(Kind::Fallible)];
+    let kind = prop_oneof![
+        Just(Kind::Plain),
+        Just(Kind::Fallible),
+        Just(Kind::Refresh),
+        Just(Kind::TryRefresh),
+        Just(Kind::RefreshIf),
+    ];
     (key(), kind, init).prop_map(|(key, kind, init)| Op::Call { key, kind, init })
 }
 
@@ -43,12 +50,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..4u8).prop_map(|call| Op::Drop { call }),
         3 => (0..3u8, outcome).prop_map(|(gate, outcome)| Op::Open { gate, outcome }),
         3 => key().prop_map(|key| Op::Insert { key }),
+        2 => (key(), 0..4u8).prop_map(|(key, back)| Op::Replace { key, back }),
         2 => key().prop_map(|key| Op::Invalidate { key }),
         2 => (key(), 0..4u8).prop_map(|(key, back)| Op::InvalidateOld { key, back }),
+        1 => key().prop_map(|key| Op::InvalidateRefresh { key }),
         1 => key().prop_map(|key| Op::Remove { key }),
         1 => Just(Op::InvalidateAll),
         2 => key().prop_map(|key| Op::Get { key }),
         1 => key().prop_map(|key| Op::Epoch { key }),
+        1 => key().prop_map(|key| Op::Refreshing { key }),
         2 => (1..3u8).prop_map(|secs| Op::Advance { secs }),
         1 => Just(Op::PurgeExpired),
     ]
@@ -136,4 +146,57 @@ fn the_fuzz_seeds_replay() {
         replayed += 1;
     }
     assert!(replayed >= 5, "only {replayed} seeds in {}", dir.display());
+}
+
+/// The interpreter's refresh side: a refresh joined by a `try_refresh` while readers keep the
+/// entry, detached by `invalidate(k, refreshing(k))`; a refresh that commits; `replace` with the
+/// current and a stale epoch; refreshes detached by `insert` and by `invalidate` of their entry;
+/// a failing `try_refresh` that leaves the entry; `refresh_if` of the current generation (joined
+/// by a second one) and of a gone one.
+#[test]
+fn a_known_refresh_sequence_passes() {
+    model_ops::quiet_injected_panics(false);
+    let call = |kind, init| Op::Call { key: 0, kind, init };
+    let open = |outcome| Op::Open { gate: 0, outcome };
+    let ops = [
+        call(Kind::Plain, Init::Value),
+        call(Kind::Refresh, Init::Gated),
+        call(Kind::TryRefresh, Init::Value),
+        Op::Get { key: 0 },
+        Op::Refreshing { key: 0 },
+        Op::InvalidateRefresh { key: 0 },
+        open(Outcome::Value),
+        Op::Poll { call: 0 },
+        Op::Poll { call: 1 },
+        call(Kind::Refresh, Init::Value),
+        Op::Replace { key: 0, back: 0 },
+        Op::Replace { key: 0, back: 1 },
+        call(Kind::Refresh, Init::Gated),
+        Op::Insert { key: 0 },
+        open(Outcome::Value),
+        Op::Poll { call: 0 },
+        call(Kind::Refresh, Init::Gated),
+        Op::Invalidate { key: 0 },
+        open(Outcome::Value),
+        Op::Poll { call: 0 },
+        Op::Insert { key: 0 },
+        call(Kind::TryRefresh, Init::Gated),
+        open(Outcome::Error),
+        Op::Poll { call: 0 },
+        Op::Get { key: 0 },
+        call(Kind::RefreshIf, Init::Gated),
+        call(Kind::RefreshIf, Init::Value),
+        open(Outcome::Value),
+        Op::Poll { call: 0 },
+        Op::Poll { call: 0 },
+        Op::Invalidate { key: 0 },
+        call(Kind::RefreshIf, Init::Value),
+    ];
+    model_ops::run(Config::PLAIN, &ops).unwrap_or_else(|e| panic!("{e}"));
+    let config = Config {
+        capacity: Some(1),
+        ttl: Some(2),
+        tti: None,
+    };
+    model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
 }

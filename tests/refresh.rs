@@ -433,3 +433,82 @@ fn a_listener_can_tell_a_refresh_that_returned_the_same_resource() {
     futures::executor::block_on(memo.refresh("c", move || async move { again }));
     assert_eq!(kept.load(Ordering::SeqCst), 1);
 }
+
+/// A key whose `Hash` runs a hook once the first `skip` hashes armed by [`arm_after`] have
+/// passed: user code that the memo runs outside its locks, used to commit a refresh at an exact
+/// point of another operation.
+#[derive(Clone, PartialEq, Eq)]
+struct HookedKey(u8);
+
+type Hook = (usize, Box<dyn FnOnce()>);
+
+thread_local! {
+    static HOOK: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `hook` at the `skip + 1`-th hash of a `HookedKey` on this thread from now on.
+fn arm_after(skip: usize, hook: impl FnOnce() + 'static) {
+    HOOK.with(|h| *h.borrow_mut() = Some((skip, Box::new(hook))));
+}
+
+impl std::hash::Hash for HookedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let due = HOOK.with(|h| {
+            let mut h = h.borrow_mut();
+            match h.as_mut() {
+                Some((0, _)) => h.take().map(|(_, hook)| hook),
+                Some((skip, _)) => {
+                    *skip -= 1;
+                    None
+                }
+                None => None,
+            }
+        });
+        if let Some(hook) = due {
+            hook(); // taken out first: the hook may hash keys itself
+        }
+        self.0.hash(state);
+    }
+}
+
+/// Regression (found by the loom model `invalidating_a_committing_refresh`): `invalidate(k, r)`
+/// with `r` the epoch `refreshing(k)` reported looked for `r` in two critical sections, first as
+/// the key's epoch, then as its refresh's. A refresh that committed between the two escaped both
+/// (it was no longer beside the entry, and its epoch was not the key's yet): `invalidate`
+/// returned `false` and the refresh's value, possibly computed before the change that prompted the
+/// invalidation, stayed served (TanStack Query #471). `Hash` of the key ran between the two looks;
+/// the hook commits the refresh there. Now both looks are one critical section.
+#[test]
+fn refresh_invalidation_race_a_refresh_committing_during_invalidate_is_invalidated() {
+    let memo: AsyncMemo<HookedKey, u32> = AsyncMemo::new();
+    let old = memo.insert(HookedKey(0), 1).unwrap();
+    let (open, gate) = oneshot::channel();
+    let refresher = memo.clone();
+    let refresh = Arc::new(std::sync::Mutex::new(Box::pin(async move {
+        refresher.refresh(HookedKey(0), gated(gate, 2)).await
+    })));
+    assert!(poll_once(refresh.lock().unwrap().as_mut()).is_pending());
+    let refreshing = memo.refreshing(&HookedKey(0)).expect("in flight");
+    let committed = Arc::new(AtomicUsize::new(0));
+    {
+        let (refresh, committed) = (Arc::clone(&refresh), Arc::clone(&committed));
+        // invalidate hashes the key for its first look; the hook runs at any later hash.
+        arm_after(1, move || {
+            open.send(()).unwrap();
+            let entry = ready(poll_once(refresh.lock().unwrap().as_mut()));
+            assert_eq!(entry.epoch(), refreshing);
+            committed.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let invalidated = memo.invalidate(&HookedKey(0), refreshing);
+    HOOK.with(|h| h.borrow_mut().take());
+    let now = memo.get(&HookedKey(0)).map(|e| e.epoch());
+    assert!(
+        invalidated,
+        "the refresh, or the entry it committed, was there"
+    );
+    assert_ne!(now, Some(refreshing), "an invalidated refresh is served");
+    if committed.load(Ordering::SeqCst) == 0 {
+        assert_eq!(now, Some(old.epoch()), "detached: the entry stays");
+    }
+}

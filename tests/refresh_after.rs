@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -267,46 +266,56 @@ fn builder_misuse_panics_with_a_clear_message() {
     assert!(no_interval.is_err());
 }
 
-/// A manual `refresh` that joins an automatic refresh while the stale reader is still running its
-/// `init` is woken when the refresh is handed to the spawner, and may drive it itself.
+/// Regression (found by the loom model `automatic_refresh_joined_by_a_manual_refresh`): a
+/// manual `refresh` of the entry can join an automatic refresh in the moment between its start
+/// and its hand-off to the spawner (while the reader's `init` makes its future). The hand-off
+/// asserted that nobody had joined (a debug-build panic in the stale read), and did not wake the
+/// caller that had: it waited for the spawned task instead of driving the refresh itself.
 #[test]
-fn a_refresh_joined_during_the_hand_off_is_woken_and_may_drive() {
-    common::within_10s(|| {
-        let (queue, clock) = (Queue::default(), ManualClock::new());
-        let memo = memo(secs(60), &queue, &clock);
-        block_on(memo.get_or_init("k", || async { 1 }));
-        clock.advance(secs(60));
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (joined_tx, joined_rx) = std::sync::mpsc::channel();
-        let joiner = {
-            let memo = memo.clone();
-            std::thread::spawn(move || {
-                started_rx.recv().unwrap();
-                let (wakes, waker) = common::counting_waker();
-                let mut refresh = Box::pin(memo.refresh("k", || async { unreachable!() }));
-                let mut cx = std::task::Context::from_waker(&waker);
-                assert!(
-                    refresh.as_mut().poll(&mut cx).is_pending(),
-                    "joined the refresh"
-                );
-                joined_tx.send(()).unwrap();
-                while wakes.wakes() == 0 {
-                    std::thread::yield_now();
-                }
-                match refresh.as_mut().poll(&mut cx) {
-                    std::task::Poll::Ready(entry) => *entry.value(),
-                    std::task::Poll::Pending => panic!("the woken joiner drives the refresh"),
-                }
-            })
-        };
-        block_on(memo.get_or_init("k", move || {
-            started_tx.send(()).unwrap();
-            joined_rx.recv().unwrap();
-            async { 2 }
-        }));
-        assert_eq!(joiner.join().unwrap(), 2);
-        assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
-        queue.run_all(); // the spawned task finds the refresh done
-        assert_eq!(memo.stats().refreshes_committed, 1);
-    });
+fn hand_off_race_a_refresh_joined_before_the_hand_off_is_woken_and_drives_it() {
+    let (queue, clock) = (Queue::default(), ManualClock::new());
+    let memo = memo(secs(60), &queue, &clock);
+    memo.insert("k", 1).unwrap();
+    clock.advance(secs(60));
+    type Joined =
+        std::pin::Pin<Box<dyn std::future::Future<Output = async_memo::Entry<u32>> + Send>>;
+    let (counter, waker) = common::counting_waker();
+    let joined: Arc<Mutex<Option<Joined>>> = Arc::default();
+    let read = block_on(memo.get_or_init("k", || {
+        // Another thread refreshes the same entry now: it joins the automatic refresh.
+        let (memo, joined, waker) = (memo.clone(), Arc::clone(&joined), waker.clone());
+        std::thread::spawn(move || {
+            let mut refresh: Joined =
+                Box::pin(async move { memo.refresh("k", || async { 3 }).await });
+            let polled = refresh
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker));
+            assert!(polled.is_pending(), "joined the automatic refresh");
+            *joined.lock().unwrap() = Some(refresh);
+        })
+        .join()
+        .unwrap();
+        async { 2 }
+    }));
+    assert_eq!(*read.value(), 1, "the stale read is served at once");
+    assert_eq!(queue.len(), 1, "the automatic refresh went to the spawner");
+    assert!(
+        counter.wakes() >= 1,
+        "the joined caller is woken: it may drive the refresh"
+    );
+    let mut refresh = joined.lock().unwrap().take().unwrap();
+    let entry = common::ready(
+        refresh
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker)),
+    );
+    assert_eq!(
+        *entry.value(),
+        2,
+        "the joined caller drove the automatic refresh"
+    );
+    assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
+    queue.run_all();
+    assert_eq!(memo.refreshing("k"), None);
+    assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
 }

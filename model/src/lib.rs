@@ -1,9 +1,12 @@
 //! Model checking of `async-memo`; the models are the tests under `tests/`:
 //!
 //! - `tests/loom.rs` (`RUSTFLAGS="--cfg loom"`): every interleaving of the flight protocol for two
-//!   or three callers and one `invalidate`, `remove` or `insert`, up to `LOOM_MAX_PREEMPTIONS`.
+//!   or three callers and one `invalidate`, `remove` or `insert`, and of a refresh against the
+//!   invalidation of its entry or of itself, an `insert`, an eviction, and a dropped co-refresher,
+//!   up to `LOOM_MAX_PREEMPTIONS`.
 //! - `tests/shuttle.rs` (`RUSTFLAGS="--cfg shuttle"`): randomized and PCT schedules over broader
-//!   async scenarios (several keys, eviction, expiry, re-entrant listeners).
+//!   async scenarios (several keys, eviction, expiry, re-entrant listeners, refreshes racing
+//!   invalidations, inserts, eviction and expiry, automatic refreshes on spawned tasks).
 //!
 //! In a plain build both are empty. Run them with `.ci/models` (gate) or `.ci/extended`.
 #![forbid(unsafe_code)]

@@ -1,5 +1,7 @@
 //! loom models of the flight protocol: every interleaving of two or three callers of one key and
-//! one `invalidate`, `remove` or `insert`, up to `LOOM_MAX_PREEMPTIONS` preemptions.
+//! one `invalidate`, `remove` or `insert`, and of a refresh (a flight attached to the entry it
+//! refreshes) against the invalidation of that entry or of the refresh, an `insert`, an eviction
+//! and a co-refresher dropped mid-flight, up to `LOOM_MAX_PREEMPTIONS` preemptions.
 //!
 //! Built with `RUSTFLAGS="--cfg loom"`, which swaps the memo's locks and atomics for loom's
 //! (`src/sync.rs`). Futures are driven by `loom::future::block_on`, whose waker is a loom
@@ -17,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Poll, Waker};
 
-use async_memo::{AsyncMemo, Entry};
+use async_memo::{AsyncMemo, Entry, RemovalCause};
 use async_memo_model::poll_once_and_drop;
 use loom::future::block_on;
 use loom::sync::Mutex;
@@ -363,4 +365,322 @@ fn message(payload: &Box<dyn std::any::Any + Send>) -> &str {
 
 fn check_entry(entry: &Entry<u32>, values: &[u32]) {
     assert!(values.contains(entry.value()), "unexpected {entry:?}");
+}
+
+// ----------------------------------------------------------------------------------------------
+// Refresh (issue 10): a flight attached to the ready entry it refreshes.
+
+type Removed = Arc<std::sync::Mutex<Vec<(u8, async_memo::Epoch, RemovalCause)>>>;
+
+/// A memo whose listener records every removal: (key, epoch, cause).
+fn recording(builder: async_memo::MemoBuilder<u8, u32>) -> (Memo, Removed) {
+    let removed: Removed = Arc::default();
+    let memo = {
+        let removed = Arc::clone(&removed);
+        builder
+            .on_removal(move |key: &u8, entry: Entry<u32>, cause| {
+                removed.lock().unwrap().push((*key, entry.epoch(), cause));
+            })
+            .build()
+    };
+    (memo, removed)
+}
+
+/// Refreshes key 1 on another thread with a future that wakes itself and yields once before
+/// returning `value`.
+fn refresh_on_a_thread(memo: &Memo, value: u32) -> thread::JoinHandle<Entry<u32>> {
+    let memo = memo.clone();
+    thread::spawn(move || block_on(memo.refresh(1, move || yield_once(value))))
+}
+
+/// How the entry of `epoch` left, if it did; each entry is reported at most once.
+fn cause_of(removed: &Removed, epoch: async_memo::Epoch) -> Option<RemovalCause> {
+    let removed = removed.lock().unwrap();
+    let mut causes = removed.iter().filter(|r| r.1 == epoch).map(|r| r.2);
+    let cause = causes.next();
+    assert_eq!(causes.next(), None, "{epoch:?} reported twice: {removed:?}");
+    cause
+}
+
+/// Caffeine #193 (refresh semantics 3 and 4): a refresh of the entry E races `invalidate(k, e)`.
+/// The invalidation finds E (a refresh never hides it) unless the refresh committed first; a
+/// refresh that was attached to E when E was invalidated never commits, and its caller still
+/// receives its value; a refresh that found the key empty is `get_or_init` and commits.
+#[test]
+fn refresh_never_commits_after_its_entry_is_invalidated() {
+    loom::model(|| {
+        let (memo, removed) = recording(AsyncMemo::builder());
+        let entry = memo.insert(1, 1).unwrap();
+        let refresher = refresh_on_a_thread(&memo, 2);
+        let invalidated = memo.invalidate(&1, entry.epoch());
+        let got = refresher.join().unwrap();
+        assert_eq!(*got.value(), 2, "the refresh's caller receives its value");
+        assert!(got.epoch() > entry.epoch(), "a refresh has a newer epoch");
+        let (stats, now) = (memo.stats(), memo.get(&1).map(|e| e.epoch()));
+        let cause = cause_of(&removed, entry.epoch());
+        if invalidated {
+            assert_eq!(cause, Some(RemovalCause::Invalidated));
+            assert_eq!(memo.refreshing(&1), None, "the refresh left with its entry");
+            if stats.refreshes_started == 1 {
+                assert_eq!(
+                    now, None,
+                    "a detached refresh never commits (Caffeine #193)"
+                );
+                assert_eq!(stats.refreshes_detached, 1);
+            } else {
+                assert_eq!(
+                    now,
+                    Some(got.epoch()),
+                    "on an empty key, refresh is get_or_init"
+                );
+            }
+        } else {
+            assert_eq!(
+                cause,
+                Some(RemovalCause::Replaced),
+                "the refresh committed first"
+            );
+            assert_eq!(stats.refreshes_committed, 1);
+            assert_eq!(now, Some(got.epoch()));
+        }
+    });
+}
+
+/// `invalidate(k, refreshing(k))` detaches only the refresh (refresh semantics 4 and 10): E stays
+/// and is served, the refresh never commits, and its caller still gets its value.
+#[test]
+fn invalidating_the_refresh_keeps_its_entry() {
+    loom::model(|| {
+        let (memo, removed) = recording(AsyncMemo::builder());
+        let entry = memo.insert(1, 1).unwrap();
+        let gate = Gate::default();
+        let refresher = {
+            let (memo, gate) = (memo.clone(), gate.clone());
+            thread::spawn(move || block_on(memo.refresh(1, || gate.wait(2))))
+        };
+        let detached = memo
+            .refreshing(&1)
+            .filter(|&refresh| memo.invalidate(&1, refresh));
+        gate.open();
+        let got = refresher.join().unwrap();
+        let now = memo.get(&1).map(|e| e.epoch());
+        match detached {
+            Some(refresh) => {
+                assert_eq!(got.epoch(), refresh, "its caller still gets its value");
+                assert_eq!(now, Some(entry.epoch()), "the entry stays");
+                assert_eq!(cause_of(&removed, entry.epoch()), None);
+            }
+            None => {
+                assert_eq!(now, Some(got.epoch()), "an undisturbed refresh commits");
+                assert_eq!(
+                    cause_of(&removed, entry.epoch()),
+                    Some(RemovalCause::Replaced)
+                );
+            }
+        }
+    });
+}
+
+/// Refresh vs `insert` (refresh semantics 3 and 4): the refresh commits only onto the entry it
+/// refreshes. Whatever the interleaving, the inserted entry is the key's, unless the refresh
+/// refreshed the inserted entry itself (then its epoch is newer than the insert's).
+#[test]
+fn refresh_never_commits_over_an_insert() {
+    loom::model(|| {
+        let (memo, removed) = recording(AsyncMemo::builder());
+        let entry = memo.insert(1, 1).unwrap();
+        let refresher = refresh_on_a_thread(&memo, 2);
+        let inserted = memo.insert(1, 3).unwrap().epoch();
+        let got = refresher.join().unwrap();
+        let now = memo.get(&1).expect("the key holds an entry");
+        if now.epoch() == inserted {
+            assert_eq!(*now.value(), 3);
+        } else {
+            assert_eq!(
+                now.epoch(),
+                got.epoch(),
+                "only the refresh may follow the insert"
+            );
+            assert!(
+                got.epoch() > inserted,
+                "a refresh of E committed over the insert that replaced E"
+            );
+            assert_eq!(cause_of(&removed, inserted), Some(RemovalCause::Replaced));
+        }
+        assert_eq!(
+            cause_of(&removed, entry.epoch()),
+            Some(RemovalCause::Replaced)
+        );
+    });
+}
+
+/// Refresh vs eviction (refresh semantics 3 and 8): a memo of capacity 1 refreshes key 1 while
+/// key 2 is inserted, which evicts one entry. A refresh in flight is not an entry; if the entry
+/// it refreshes is evicted, it never commits.
+#[test]
+fn refresh_never_commits_after_its_entry_is_evicted() {
+    loom::model(|| {
+        let (memo, removed) = recording(AsyncMemo::builder().max_capacity(1).shards(1));
+        let entry = memo.insert(1, 1).unwrap();
+        let refresher = refresh_on_a_thread(&memo, 2);
+        memo.insert(2, 20).unwrap();
+        let got = refresher.join().unwrap();
+        assert_eq!(*got.value(), 2);
+        assert!(memo.len() <= 1, "the bound holds");
+        let stats = memo.stats();
+        let now = memo.epoch(&1);
+        match cause_of(&removed, entry.epoch()) {
+            Some(RemovalCause::Evicted) if stats.refreshes_started == 1 => {
+                assert_ne!(now, Some(got.epoch()), "a detached refresh committed");
+                assert_eq!(stats.refreshes_committed, 0);
+            }
+            Some(RemovalCause::Evicted) => {} // evicted before the refresh: a plain flight
+            Some(RemovalCause::Replaced) => assert_eq!(stats.refreshes_committed, 1),
+            other => panic!("the entry left as {other:?}"),
+        }
+    });
+}
+
+/// Two refreshers, one dropped mid-flight (refresh semantics 2 and 6, futures-rs #2706): the
+/// first polls the refresh once — its future wakes itself during that poll — and is dropped. The
+/// other refresher, which joined meanwhile or comes after, finishes and commits; the entry is
+/// served all along and reported replaced once.
+#[test]
+fn dropped_refresher_hands_over_the_wake_up() {
+    loom::model(|| {
+        let (memo, removed) = recording(AsyncMemo::builder());
+        let entry = memo.insert(1, 1).unwrap();
+        let waiter = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.refresh(1, || async { 3 })))
+        };
+        let polled = poll_once_and_drop(memo.refresh(1, || yield_once(2)));
+        assert!(
+            memo.get(&1).is_some(),
+            "readers are served while the refresh runs"
+        );
+        let got = waiter.join().unwrap();
+        check_entry(&got, &[2, 3]);
+        if let Poll::Ready(first) = polled {
+            assert_eq!(first.epoch(), got.epoch(), "the dropped refresher joined");
+        }
+        assert_eq!(memo.get(&1).map(|e| e.epoch()), Some(got.epoch()));
+        assert_eq!(
+            cause_of(&removed, entry.epoch()),
+            Some(RemovalCause::Replaced)
+        );
+        assert_eq!(memo.refreshing(&1), None);
+    });
+}
+
+type Task = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// An automatic refresh (`refresh_after`) is started by a stale read, while a manual `refresh` of
+/// the same entry runs on another thread (refresh semantics 2 and 6): whichever starts the entry's
+/// refresh, the other joins it or finds it done; the spawned task drives the automatic one; no
+/// caller panics or hangs, and no refresh is left in flight.
+#[test]
+fn automatic_refresh_joined_by_a_manual_refresh() {
+    loom::model(|| {
+        let tasks: Arc<std::sync::Mutex<Vec<Task>>> = Arc::default();
+        let clock = async_memo::ManualClock::new();
+        let memo: Memo = AsyncMemo::builder()
+            .refresh_after(std::time::Duration::ZERO, {
+                let tasks = Arc::clone(&tasks);
+                move |task| tasks.lock().unwrap().push(task)
+            })
+            .clock(clock)
+            .build();
+        let entry = memo.insert(1, 1).unwrap();
+        let manual = {
+            let memo = memo.clone();
+            thread::spawn(move || block_on(memo.refresh(1, || async { 3 })))
+        };
+        let read = block_on(memo.get_or_init(1, || yield_once(2)));
+        let queued: Vec<Task> = std::mem::take(&mut *tasks.lock().unwrap());
+        for task in queued {
+            block_on(task);
+        }
+        let manual = manual.join().unwrap();
+        check_entry(&manual, &[2, 3]);
+        // A stale read returns the entry at once: never the value of the refresh it started.
+        check_entry(&read, &[1, 3]);
+        assert!(read.epoch() >= entry.epoch());
+        assert_eq!(memo.refreshing(&1), None, "no refresh is left in flight");
+    });
+}
+
+/// `invalidate(k, r)` with `r` the epoch `refreshing(k)` reported, while that refresh may be
+/// committing (refresh semantics 4 and 10): the invalidation either detaches the refresh or
+/// removes the entry it committed, so it always succeeds, and the key never holds `r` afterwards.
+/// The recipe "after a change, `invalidate(k, refreshing(k))`" relies on this: a refresh that may
+/// carry pre-change data is never served after it.
+#[test]
+fn invalidating_a_committing_refresh() {
+    loom::model(|| {
+        let memo = Memo::new();
+        let entry = memo.insert(1, 1).unwrap();
+        let refresher = refresh_on_a_thread(&memo, 2);
+        if let Some(refresh) = memo.refreshing(&1) {
+            assert!(
+                memo.invalidate(&1, refresh),
+                "the refresh, or the entry it committed, is there to invalidate"
+            );
+            let got = refresher.join().unwrap();
+            assert_eq!(got.epoch(), refresh);
+            let now = memo.get(&1).map(|e| e.epoch());
+            assert_ne!(now, Some(refresh), "an invalidated refresh is served");
+            if now.is_some() {
+                assert_eq!(now, Some(entry.epoch()), "the entry stays");
+            }
+        } else {
+            refresher.join().unwrap();
+        }
+    });
+}
+
+/// A refresh that panics (refresh semantics 5, the crate's semantics 7): its poller gets the
+/// panic; a refresher that joined it is woken and starts over with its own init; the entry stays
+/// in place and served throughout, and is replaced only by a refresh that completed.
+#[test]
+fn panicking_refresh_leaves_its_entry() {
+    quiet_model_panics();
+    loom::model(|| {
+        let memo = Memo::new();
+        let entry = memo.insert(1, 1).unwrap();
+        let other = {
+            let memo = memo.clone();
+            thread::spawn(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    block_on(memo.refresh(1, || async { 3 }))
+                }))
+            })
+        };
+        let creator = catch_unwind(AssertUnwindSafe(|| {
+            block_on(memo.refresh(1, yield_then_panic))
+        }));
+        assert!(memo.get(&1).is_some(), "the entry is served throughout");
+        let other = other.join().unwrap();
+        let now = memo.get(&1).map(|e| (e.epoch(), *e.value()));
+        match (creator, other) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.epoch(), b.epoch(), "the creator joined the other refresh");
+                assert_eq!(now, Some((b.epoch(), 3)));
+            }
+            (Err(a), Ok(b)) => {
+                assert_eq!(message(&a), INIT_PANIC);
+                assert_eq!(now, Some((b.epoch(), 3)), "the other refresh completed");
+            }
+            (Err(_), Err(b)) => {
+                assert_eq!(
+                    message(&b),
+                    INIT_PANIC,
+                    "the other refresher polled the panic"
+                );
+                assert_eq!(now, Some((entry.epoch(), 1)), "a panicked refresh leaves E");
+            }
+            (Ok(_), Err(b)) => panic!("only the creator's refresh panics: {}", message(&b)),
+        }
+        assert_eq!(memo.refreshing(&1), None);
+    });
 }

@@ -3,9 +3,13 @@
 //!
 //! A sequence of [`Op`]s runs against a real [`AsyncMemo`] and, step by step, against a plain
 //! sequential model of the contract (the crate docs, "Semantics"): a map from key to
-//! `Ready { epoch, value, deadline }` or `Flight`, and a list of flights with their callers. Every
-//! `get_or_init` call is a future polled by hand, on this thread, with a waker that counts its
-//! wake-ups, so a run is deterministic. After every op the interpreter checks:
+//! `Ready { epoch, value, deadline, refresh }` or `Flight`, and a list of flights with their
+//! callers. A refresh is a flight attached to the ready entry it refreshes (`refresh`), which
+//! commits only onto that entry: whatever takes the entry out of its slot (invalidate, remove,
+//! insert, replace, invalidate_all, expiry, eviction) detaches it, readers keep the entry while it
+//! runs, and an error or panic leaves the entry. Every `get_or_init`, `refresh` (and `try_` form)
+//! call is a future polled by hand, on this thread, with a waker that counts its wake-ups, so a
+//! run is deterministic. After every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
 //! * every init that ran is one the model expected (single-flight), with an epoch above every
@@ -14,7 +18,7 @@
 //!   once; expired entries may be reported by any op, evictions only by ops that store an entry,
 //!   only when the memo was full, and only of a ready entry (never a flight, never a newer one);
 //! * `len()` equals the model's ready entries (expired ones count until reported), and never
-//!   exceeds the capacity;
+//!   exceeds the capacity; `refreshing(k)` of every key is the model's refresh in flight;
 //! * the live init futures are exactly the model's running flights (nothing leaks, nothing is
 //!   dropped early), and `stats()` matches the model's counters;
 //! * no lost wake-up: a pending call whose flight finished, or whose init future's gate opened,
@@ -41,11 +45,28 @@ use async_memo::{AsyncMemo, Entry, Epoch, ManualClock, RemovalCause};
 /// Keys are `0..KEYS`.
 pub const KEYS: u8 = 3;
 
-/// Which method a call uses: `get_or_init_with_epoch` or `get_or_try_init_with_epoch`.
+/// Which method a call uses: `get_or_init_with_epoch`, `get_or_try_init_with_epoch`, `refresh`,
+/// `try_refresh`, or `refresh_if` of the epoch the model says the key holds (or held last) when
+/// the call starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Plain,
     Fallible,
+    Refresh,
+    TryRefresh,
+    RefreshIf,
+}
+
+impl Kind {
+    /// Whether the call receives its flight's error (`Arc<Failure>`).
+    fn fallible(self) -> bool {
+        matches!(self, Kind::Fallible | Kind::TryRefresh)
+    }
+
+    /// Whether the call refreshes a ready entry (or, with none, is `get_or_init`).
+    fn refreshes(self) -> bool {
+        matches!(self, Kind::Refresh | Kind::TryRefresh | Kind::RefreshIf)
+    }
 }
 
 /// What a call's init does if it runs. `Error` in a `Plain` call produces a value instead (its
@@ -102,6 +123,12 @@ pub enum Op {
     Insert {
         key: u8,
     },
+    /// `replace(key, e, v)`: with `back == 0`, `e` is the epoch the model says the key holds (or
+    /// held last); otherwise the `back`-th most recent epoch seen, of any key (often stale).
+    Replace {
+        key: u8,
+        back: u8,
+    },
     /// `invalidate(key, e)` with `e` the epoch the model says the key holds (or held last).
     Invalidate {
         key: u8,
@@ -111,6 +138,11 @@ pub enum Op {
         key: u8,
         back: u8,
     },
+    /// `invalidate(key, r)` with `r` the epoch of the key's refresh in flight, or of its last
+    /// refresh (detached or finished: a stale one).
+    InvalidateRefresh {
+        key: u8,
+    },
     Remove {
         key: u8,
     },
@@ -119,6 +151,9 @@ pub enum Op {
         key: u8,
     },
     Epoch {
+        key: u8,
+    },
+    Refreshing {
         key: u8,
     },
     /// Advances the manual clock by `secs` seconds.
@@ -163,10 +198,17 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         .map(|c| {
             let (a, b) = (c[0], c.get(1).copied().unwrap_or(0));
             let key = b % KEYS;
-            let kind = if b & 0x80 != 0 {
-                Kind::Fallible
-            } else {
-                Kind::Plain
+            let kind = match (b & 0x80 != 0, b & 0x40 != 0) {
+                (false, false) => Kind::Plain,
+                (true, false) => Kind::Fallible,
+                (false, true) => Kind::Refresh,
+                (true, true) => Kind::TryRefresh,
+            };
+            // Bit 6 also picks the refresh-era twin of an op.
+            let twin = b & 0x40 != 0;
+            let kind = match (a % 16, kind) {
+                (2, Kind::Refresh) => Kind::RefreshIf,
+                (_, kind) => kind,
             };
             match a % 16 {
                 0..=2 => Op::Call {
@@ -188,7 +230,12 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                     outcome: [Outcome::Value, Outcome::Error, Outcome::Panic]
                         [usize::from(b / 8 % 3)],
                 },
+                7 if twin => Op::Replace {
+                    key,
+                    back: b / 4 % 4,
+                },
                 7 => Op::Insert { key },
+                8 if twin => Op::InvalidateRefresh { key },
                 8 => Op::Invalidate { key },
                 9 => Op::InvalidateOld {
                     key,
@@ -197,6 +244,7 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 10 => Op::Remove { key },
                 11 => Op::InvalidateAll,
                 12 => Op::Get { key },
+                13 if twin => Op::Refreshing { key },
                 13 => Op::Epoch { key },
                 14 => Op::Advance { secs: b % 4 },
                 _ => Op::PurgeExpired,
@@ -403,9 +451,12 @@ struct InitRun {
     epoch: Epoch,
     id: u64,
     gate: Option<Arc<Gate>>,
+    /// The entry a `refresh_if` init was given: its value id and epoch.
+    base: Option<(u64, Epoch)>,
 }
 
-type CallOut = Result<Entry<Val>, Arc<Failure>>;
+/// A call's output; `Ok(None)` is `refresh_if`'s "the key no longer holds that entry".
+type CallOut = Result<Option<Entry<Val>>, Arc<Failure>>;
 type CallFut<'m> = Pin<Box<dyn Future<Output = CallOut> + 'm>>;
 
 struct RealCall<'m> {
@@ -419,8 +470,15 @@ struct RealCall<'m> {
 #[derive(Debug, PartialEq, Eq)]
 enum Polled {
     Pending,
-    Value { id: u64, epoch: Epoch },
-    Error { id: u64 },
+    Value {
+        id: u64,
+        epoch: Epoch,
+    },
+    Error {
+        id: u64,
+    },
+    /// `refresh_if`: the key no longer holds the entry observed.
+    Gone,
     Panic(PanicKind),
 }
 
@@ -444,6 +502,8 @@ enum Slot {
         /// Fixed deadline (time to live), in seconds since the start.
         deadline: Option<u64>,
         last_read: u64,
+        /// The refresh flight attached to this entry.
+        refresh: Option<usize>,
     },
     Flight(usize),
 }
@@ -463,7 +523,10 @@ struct MFlight {
     id: u64,
     init: Init,
     fallible: bool,
+    /// A refresh: the epoch of the ready entry it refreshes (and commits onto only).
+    refreshes: Option<Epoch>,
     callers: BTreeSet<usize>,
+    /// In its key's slot (a flight), or beside the entry it refreshes (a refresh).
     attached: bool,
     state: FState,
     gate: Option<Arc<Gate>>,
@@ -492,6 +555,8 @@ struct MCall {
     key: u8,
     kind: Kind,
     init: Init,
+    /// The epoch a `refresh_if` observed.
+    observed: Option<Epoch>,
     state: CState,
 }
 
@@ -506,6 +571,10 @@ struct Counters {
     failed: u64,
     panicked: u64,
     abandoned: u64,
+    refresh_started: u64,
+    refresh_committed: u64,
+    refresh_detached: u64,
+    refresh_failed: u64,
 }
 
 type Event = (u8, Epoch, RemovalCause, u64);
@@ -561,7 +630,23 @@ impl Model {
             id,
             deadline: self.deadline(),
             last_read: self.now,
+            refresh: None,
         }
+    }
+
+    /// The epoch `key` holds (its entry's or its flight's), or held last.
+    fn current_epoch(&self, key: u8) -> Option<Epoch> {
+        match self.slots.get(&key) {
+            Some(Slot::Ready { epoch, .. }) => Some(*epoch),
+            Some(Slot::Flight(f)) => Some(self.flights[*f].epoch),
+            None => self.last_epoch.get(&key).copied(),
+        }
+    }
+
+    /// The `back`-th most recent epoch seen, of any key.
+    fn older_epoch(&self, back: u8) -> Option<Epoch> {
+        let n = self.epochs.len();
+        (n > 0).then(|| self.epochs[n - 1 - usize::from(back) % n])
     }
 
     fn see_epoch(&mut self, key: u8, epoch: Epoch) -> Result<(), String> {
@@ -578,9 +663,9 @@ impl Model {
     }
 
     /// Takes `key`'s slot out, expecting a report of a ready entry under `cause` (or `Expired`);
-    /// a flight is detached.
+    /// a flight is detached, and so is a ready entry's refresh.
     fn vacate(&mut self, key: u8, cause: RemovalCause) -> Option<Slot> {
-        let slot = self.slots.remove(&key)?;
+        let slot = self.take_slot(key)?;
         match slot {
             Slot::Ready { epoch, id, .. } => {
                 let cause = if self.expired(&slot) {
@@ -593,6 +678,28 @@ impl Model {
             Slot::Flight(f) => self.flights[f].attached = false,
         }
         Some(slot)
+    }
+
+    /// Takes `key`'s slot out without expecting a report; the refresh of a ready entry is
+    /// detached with it (it commits only onto that entry).
+    fn take_slot(&mut self, key: u8) -> Option<Slot> {
+        let slot = self.slots.remove(&key)?;
+        if let Slot::Ready {
+            refresh: Some(r), ..
+        } = slot
+        {
+            self.flights[r].attached = false;
+        }
+        Some(slot)
+    }
+
+    /// The refresh in flight beside `key`'s ready entry, as `refreshing` reports it (none once
+    /// the entry expired).
+    fn refreshing(&self, key: u8) -> Option<usize> {
+        match self.slots.get(&key) {
+            Some(s @ Slot::Ready { refresh, .. }) if !self.expired(s) => *refresh,
+            _ => None,
+        }
     }
 
     fn ready_count(&self) -> usize {
@@ -638,6 +745,24 @@ impl Model {
             o => o,
         };
         let (key, epoch, id, attached) = (flight.key, flight.epoch, flight.id, flight.attached);
+        let refresh = flight.refreshes.is_some();
+        if refresh {
+            match outcome {
+                Outcome::Value => self.commit_refresh(f),
+                Outcome::Error => self.counters.failed += 1,
+                Outcome::Panic => self.counters.panicked += 1,
+            }
+            if outcome != Outcome::Value {
+                self.counters.refresh_failed += 1;
+                self.free(f); // the entry stays
+            }
+            self.flights[f].state = match outcome {
+                Outcome::Value => FState::Done { ok: true },
+                Outcome::Error => FState::Done { ok: false },
+                Outcome::Panic => FState::Panicked,
+            };
+            return Some(outcome);
+        }
         match outcome {
             Outcome::Value => {
                 if attached {
@@ -665,12 +790,87 @@ impl Model {
         Some(outcome)
     }
 
-    /// Removes flight `f` from its key if it is still there (no report: flights are not entries).
-    fn free(&mut self, f: usize) {
-        if self.flights[f].attached {
-            self.slots.remove(&self.flights[f].key);
-            self.flights[f].attached = false;
+    /// A refresh's value arrived: it replaces the entry it refreshes if it is still attached to
+    /// it (and the entry has not expired meanwhile: then the entry is purged, and the refresh was
+    /// detached by that expiry).
+    fn commit_refresh(&mut self, f: usize) {
+        let (key, epoch, id) = (
+            self.flights[f].key,
+            self.flights[f].epoch,
+            self.flights[f].id,
+        );
+        if !self.flights[f].attached {
+            self.counters.detached += 1;
+            self.counters.refresh_detached += 1;
+            return;
         }
+        let slot = self.slots.get(&key).copied();
+        let Some(s @ Slot::Ready { refresh, .. }) = slot else {
+            unreachable!("an attached refresh is beside its entry: {slot:?}")
+        };
+        debug_assert_eq!(refresh, Some(f));
+        if self.expired(&s) {
+            self.vacate(key, RemovalCause::Expired);
+            self.counters.detached += 1;
+            self.counters.refresh_detached += 1;
+            return;
+        }
+        self.vacate(key, RemovalCause::Replaced);
+        let slot = self.ready(key, epoch, id);
+        self.slots.insert(key, slot);
+        self.counters.committed += 1;
+        self.counters.refresh_committed += 1;
+        self.stored = true;
+    }
+
+    /// Removes flight `f` from its key if it is still there (no report: flights are not entries);
+    /// a refresh is detached from its entry, which stays.
+    fn free(&mut self, f: usize) {
+        if !self.flights[f].attached {
+            return;
+        }
+        self.flights[f].attached = false;
+        let key = self.flights[f].key;
+        match self.slots.get_mut(&key) {
+            Some(Slot::Ready { refresh, .. }) if *refresh == Some(f) => *refresh = None,
+            Some(Slot::Flight(g)) if *g == f => {
+                self.slots.remove(&key);
+            }
+            slot => unreachable!("flight {f} attached, but its key holds {slot:?}"),
+        }
+    }
+
+    /// A call starts flight `f` for `key` with the init that ran (`run`): a refresh of the
+    /// ready entry of epoch `of`, or the key's flight.
+    fn start_flight(&mut self, c: usize, run: InitRun, of: Option<Epoch>) -> usize {
+        let key = self.calls[c].key;
+        let (init, kind) = (self.calls[c].init, self.calls[c].kind);
+        let f = self.flights.len();
+        self.flights.push(MFlight {
+            key,
+            epoch: run.epoch,
+            id: run.id,
+            init,
+            fallible: kind.fallible(),
+            refreshes: of,
+            callers: BTreeSet::from([c]),
+            attached: true,
+            state: FState::Running,
+            gate: run.gate,
+            opened: None,
+            yielded: false,
+            error: None,
+        });
+        self.counters.misses += 1;
+        self.counters.started += 1;
+        if of.is_some() {
+            self.counters.refresh_started += 1;
+        }
+        self.calls[c].state = CState::Joined {
+            flight: f,
+            created: true,
+        };
+        f
     }
 
     /// One poll of call `c`, as the contract has it.
@@ -681,58 +881,71 @@ impl Model {
                 CState::Finished => unreachable!("finished calls are not polled"),
                 CState::Start => {
                     let slot = self.slots.get(&key).copied();
+                    let refreshes = self.calls[c].kind.refreshes();
+                    if let Some(observed) = self.calls[c].observed {
+                        // `refresh_if`: only the ready entry observed (an expired one is purged).
+                        let current = match slot {
+                            Some(s @ Slot::Ready { epoch, .. }) if !self.expired(&s) => {
+                                epoch == observed
+                            }
+                            Some(s) if self.expired(&s) => {
+                                self.vacate(key, RemovalCause::Expired);
+                                false
+                            }
+                            _ => false,
+                        };
+                        if !current {
+                            self.calls[c].state = CState::Finished;
+                            return Ok(Polled::Gone);
+                        }
+                    }
                     match slot {
+                        // A refresh of a ready entry: joins its refresh, or starts one beside
+                        // it. It is not a read of the entry.
+                        Some(s @ Slot::Ready { epoch, refresh, .. })
+                            if refreshes && !self.expired(&s) =>
+                        {
+                            if let Some(r) = refresh {
+                                self.join(c, r);
+                                continue;
+                            }
+                            let run = self.take_init(c)?;
+                            self.see_epoch(key, run.epoch)?;
+                            let Some(Slot::Ready { id, .. }) = slot else {
+                                unreachable!()
+                            };
+                            let want = self.calls[c].observed.map(|_| (id, epoch));
+                            if run.base != want {
+                                return Err(format!(
+                                    "c{c}'s init was given the entry {:?}, the model says {want:?}",
+                                    run.base
+                                ));
+                            }
+                            let f = self.start_flight(c, run, Some(epoch));
+                            if let Some(Slot::Ready { refresh, .. }) = self.slots.get_mut(&key) {
+                                *refresh = Some(f);
+                            }
+                            if let Some(panic) = self.panic_in_closure(c, f) {
+                                return Ok(panic);
+                            }
+                        }
                         Some(s @ Slot::Ready { epoch, id, .. }) if !self.expired(&s) => {
                             self.touch(key);
                             self.counters.hits += 1;
                             self.calls[c].state = CState::Finished;
                             return Ok(Polled::Value { id, epoch });
                         }
-                        Some(Slot::Flight(f)) => {
-                            self.counters.misses += 1;
-                            self.counters.joins += 1;
-                            self.flights[f].callers.insert(c);
-                            self.calls[c].state = CState::Joined {
-                                flight: f,
-                                created: false,
-                            };
-                        }
+                        Some(Slot::Flight(f)) => self.join(c, f),
                         _ => {
                             if slot.is_some() {
                                 self.vacate(key, RemovalCause::Expired);
                             }
-                            self.counters.misses += 1;
-                            self.counters.started += 1;
                             let run = self.take_init(c)?;
                             self.see_epoch(key, run.epoch)?;
-                            let (init, kind) = (self.calls[c].init, self.calls[c].kind);
-                            let f = self.flights.len();
-                            self.flights.push(MFlight {
-                                key,
-                                epoch: run.epoch,
-                                id: run.id,
-                                init,
-                                fallible: kind == Kind::Fallible,
-                                callers: BTreeSet::from([c]),
-                                attached: true,
-                                state: FState::Running,
-                                gate: run.gate,
-                                opened: None,
-                                yielded: false,
-                                error: None,
-                            });
+                            let f = self.start_flight(c, run, None);
                             self.slots.insert(key, Slot::Flight(f));
-                            self.calls[c].state = CState::Joined {
-                                flight: f,
-                                created: true,
-                            };
-                            if init == Init::PanicInClosure {
-                                self.counters.panicked += 1;
-                                self.free(f);
-                                self.flights[f].state = FState::Panicked;
-                                self.flights[f].callers.remove(&c);
-                                self.calls[c].state = CState::Finished;
-                                return Ok(Polled::Panic(PanicKind::Injected));
+                            if let Some(panic) = self.panic_in_closure(c, f) {
+                                return Ok(panic);
                             }
                         }
                     }
@@ -757,7 +970,7 @@ impl Model {
                                 epoch: flight.epoch,
                             });
                         }
-                        if self.calls[c].kind == Kind::Fallible {
+                        if self.calls[c].kind.fallible() {
                             self.calls[c].state = CState::Finished;
                             return Ok(Polled::Error { id: flight.id });
                         }
@@ -775,6 +988,34 @@ impl Model {
                 },
             }
         }
+    }
+
+    /// Call `c` joins flight `f` (the key's, or a refresh).
+    fn join(&mut self, c: usize, f: usize) {
+        self.counters.misses += 1;
+        self.counters.joins += 1;
+        self.flights[f].callers.insert(c);
+        self.calls[c].state = CState::Joined {
+            flight: f,
+            created: false,
+        };
+    }
+
+    /// The creator's init closure panicked (`Init::PanicInClosure`): the flight it just started
+    /// fails at once, and the panic goes to the creator.
+    fn panic_in_closure(&mut self, c: usize, f: usize) -> Option<Polled> {
+        if self.calls[c].init != Init::PanicInClosure {
+            return None;
+        }
+        self.counters.panicked += 1;
+        if self.flights[f].refreshes.is_some() {
+            self.counters.refresh_failed += 1;
+        }
+        self.free(f);
+        self.flights[f].state = FState::Panicked;
+        self.flights[f].callers.remove(&c);
+        self.calls[c].state = CState::Finished;
+        Some(Polled::Panic(PanicKind::Injected))
     }
 
     /// A read of a ready entry (time to idle restarts).
@@ -832,6 +1073,9 @@ pub fn run(config: Config, ops: &[Op]) -> Result<(), String> {
                 payload_text(payload.as_ref())
             ))
         });
+    if std::env::var_os("MODEL_TRACE").is_some() {
+        eprintln!("{config:?}\ntrace:\n{trace}");
+    }
     result.map_err(|violation| format!("{violation}\n\n{config:?}\ntrace:\n{trace}"))
 }
 
@@ -942,16 +1186,24 @@ fn apply<'m>(
     Ok(match op {
         Op::Call { key, kind, init } => {
             let key = key % KEYS;
+            let observed = match kind {
+                Kind::RefreshIf => match model.current_epoch(key) {
+                    Some(epoch) => Some(epoch),
+                    None => return Ok("no epoch to use".into()),
+                },
+                _ => None,
+            };
             let c = model.calls.len();
             model.calls.push(MCall {
                 key,
                 kind,
                 init,
+                observed,
                 state: CState::Start,
             });
-            let fallible = kind == Kind::Fallible;
+            let fallible = kind.fallible();
             let (live, inits) = (Arc::clone(live), Arc::clone(runs));
-            let start = move |epoch: Epoch| {
+            let start = move |epoch: Epoch, base: Option<(u64, Epoch)>| {
                 let id = live.next_id.fetch_add(1, SeqCst);
                 if init == Init::PanicInClosure {
                     inits.lock().unwrap().push(InitRun {
@@ -959,6 +1211,7 @@ fn apply<'m>(
                         epoch,
                         id,
                         gate: None,
+                        base,
                     });
                     panic!("{INJECTED} in the init of value {id}");
                 }
@@ -968,16 +1221,37 @@ fn apply<'m>(
                     epoch,
                     id,
                     gate,
+                    base,
                 });
                 fut
             };
             let fut: CallFut<'m> = match kind {
                 Kind::Plain => Box::pin(async move {
-                    Ok(memo
-                        .get_or_init_with_epoch(key, move |e| PlainFut(start(e)))
-                        .await)
+                    let start = move |e| PlainFut(start(e, None));
+                    Ok(Some(memo.get_or_init_with_epoch(key, start).await))
                 }),
-                Kind::Fallible => Box::pin(memo.get_or_try_init_with_epoch(key, start)),
+                Kind::Fallible => Box::pin(async move {
+                    let start = move |e| start(e, None);
+                    memo.get_or_try_init_with_epoch(key, start).await.map(Some)
+                }),
+                // `refresh` does not hand its init the flight's epoch: the init reads it back, a
+                // re-entrant read that the poll's later results confirm.
+                Kind::Refresh => Box::pin(async move {
+                    let start = move || PlainFut(start(flight_epoch(memo, key), None));
+                    Ok(Some(memo.refresh(key, start).await))
+                }),
+                Kind::TryRefresh => Box::pin(async move {
+                    let start = move || start(flight_epoch(memo, key), None);
+                    memo.try_refresh(key, start).await.map(Some)
+                }),
+                Kind::RefreshIf => Box::pin(async move {
+                    let observed = observed.expect("refresh_if observes an epoch");
+                    let start = move |old: Entry<Val>| {
+                        let base = Some((old.value().id, old.epoch()));
+                        PlainFut(start(flight_epoch(memo, key), base))
+                    };
+                    Ok(memo.refresh_if(key, observed, start).await)
+                }),
             };
             real.insert(
                 c,
@@ -1034,30 +1308,86 @@ fn apply<'m>(
             model.stored = true;
             format!("v{id} at epoch {}", entry.epoch())
         }
-        Op::Invalidate { key } | Op::InvalidateOld { key, .. } => {
+        Op::Replace { key, back } => {
+            let key = key % KEYS;
+            let observed = if back == 0 {
+                model.current_epoch(key)
+            } else {
+                model.older_epoch(back)
+            };
+            let Some(observed) = observed else {
+                return Ok("no epoch to use".into());
+            };
+            let id = live.next_id.fetch_add(1, SeqCst);
+            let got = memo.replace(key, observed, Val::new(id, live));
+            let want = match model.slots.get(&key).copied() {
+                None => Err(None),
+                Some(s) if model.expired(&s) => {
+                    model.vacate(key, RemovalCause::Expired);
+                    Err(None)
+                }
+                Some(Slot::Ready { epoch, .. }) if epoch == observed => Ok(()),
+                Some(Slot::Flight(f)) if model.flights[f].epoch == observed => Ok(()),
+                Some(Slot::Ready { epoch, .. }) => Err(Some(epoch)),
+                Some(Slot::Flight(f)) => Err(Some(model.flights[f].epoch)),
+            };
+            match (got, want) {
+                (Ok(entry), Ok(())) => {
+                    model.see_epoch(key, entry.epoch())?;
+                    if entry.value().id != id {
+                        return Err(format!("replace returned value {}", entry.value().id));
+                    }
+                    model.vacate(key, RemovalCause::Replaced);
+                    let slot = model.ready(key, entry.epoch(), id);
+                    model.slots.insert(key, slot);
+                    model.stored = true;
+                    format!(
+                        "replace({key}, {observed}): v{id} at epoch {}",
+                        entry.epoch()
+                    )
+                }
+                (Err(got), Err(want)) if got == want => {
+                    format!("replace({key}, {observed}) refused: the key holds {got:?}")
+                }
+                (got, want) => {
+                    let got = got.map(|e| (e.value().id, e.epoch()));
+                    return Err(format!(
+                        "replace({key}, {observed}) returned {got:?}, the model says {want:?}"
+                    ));
+                }
+            }
+        }
+        Op::Invalidate { key } | Op::InvalidateOld { key, .. } | Op::InvalidateRefresh { key } => {
             let key = key % KEYS;
             let epoch = match op {
-                Op::InvalidateOld { back, .. } => {
-                    let n = model.epochs.len();
-                    (n > 0).then(|| model.epochs[n - 1 - usize::from(back) % n])
-                }
-                _ => match model.slots.get(&key) {
-                    Some(Slot::Ready { epoch, .. }) => Some(*epoch),
-                    Some(Slot::Flight(f)) => Some(model.flights[*f].epoch),
-                    None => model.last_epoch.get(&key).copied(),
-                },
+                Op::InvalidateOld { back, .. } => model.older_epoch(back),
+                Op::InvalidateRefresh { .. } => model
+                    .flights
+                    .iter()
+                    .rev()
+                    .find(|f| f.key == key && f.refreshes.is_some())
+                    .map(|f| f.epoch),
+                _ => model.current_epoch(key),
             };
             let Some(epoch) = epoch else {
                 return Ok("no epoch to use".into());
             };
             let got = memo.invalidate(&key, epoch);
             let want = match model.slots.get(&key).copied() {
-                Some(s @ Slot::Ready { epoch: e, .. }) => {
+                Some(
+                    s @ Slot::Ready {
+                        epoch: e, refresh, ..
+                    },
+                ) => {
                     if model.expired(&s) {
                         model.vacate(key, RemovalCause::Expired);
                         false
                     } else if e == epoch {
                         model.vacate(key, RemovalCause::Invalidated);
+                        true
+                    } else if let Some(r) = refresh.filter(|&r| model.flights[r].epoch == epoch) {
+                        // The refresh only: the entry stays.
+                        model.free(r);
                         true
                     } else {
                         false
@@ -1147,6 +1477,17 @@ fn apply<'m>(
             }
             format!("epoch({key}) = {got:?}")
         }
+        Op::Refreshing { key } => {
+            let key = key % KEYS;
+            let got = memo.refreshing(&key);
+            let want = model.refreshing(key).map(|r| model.flights[r].epoch);
+            if got != want {
+                return Err(format!(
+                    "refreshing({key}) returned {got:?}, the model says {want:?}"
+                ));
+            }
+            format!("refreshing({key}) = {got:?}")
+        }
         Op::Advance { secs } => {
             clock.advance(Duration::from_secs(u64::from(secs)));
             model.now += u64::from(secs);
@@ -1162,6 +1503,14 @@ fn apply<'m>(
             "purged".into()
         }
     })
+}
+
+/// The epoch of the flight a `refresh` call just created for `key`, read back by its init
+/// (outside every lock): its refresh, or (no ready entry) the key's flight.
+fn flight_epoch(memo: &AsyncMemo<u8, Val>, key: u8) -> Epoch {
+    memo.refreshing(&key)
+        .or_else(|| memo.epoch(&key))
+        .expect("a refresh's init runs while its flight is in place")
 }
 
 /// Polls call `c` once, on the memo and on the model, and compares.
@@ -1180,13 +1529,14 @@ fn poll_call(
     }));
     let (got, error_ptr) = match polled {
         Ok(Poll::Pending) => (Polled::Pending, None),
-        Ok(Poll::Ready(Ok(entry))) => (
+        Ok(Poll::Ready(Ok(Some(entry)))) => (
             Polled::Value {
                 id: entry.value().id,
                 epoch: entry.epoch(),
             },
             None,
         ),
+        Ok(Poll::Ready(Ok(None))) => (Polled::Gone, None),
         Ok(Poll::Ready(Err(failure))) => (
             Polled::Error { id: failure.0 },
             Some(Arc::as_ptr(&failure) as usize),
@@ -1283,7 +1633,7 @@ fn check(
         if cause == RemovalCause::Evicted {
             evicted += 1;
         }
-        model.slots.remove(&key);
+        model.take_slot(key);
     }
     if !model.expected.is_empty() {
         return Err(format!("removals not reported: {:?}", model.expected));
@@ -1307,6 +1657,16 @@ fn check(
             model.ready_count(),
             model.slots
         ));
+    }
+    // The refresh in flight beside each entry.
+    for key in 0..KEYS {
+        let got = memo.refreshing(&key);
+        let want = model.refreshing(key).map(|r| model.flights[r].epoch);
+        if got != want {
+            return Err(format!(
+                "refreshing({key}) is {got:?}, the model says {want:?}"
+            ));
+        }
     }
     // Init futures alive = running flights.
     let running = model
@@ -1361,6 +1721,10 @@ fn check(
         stats.flights_failed,
         stats.flights_panicked,
         stats.flights_abandoned,
+        stats.refreshes_started,
+        stats.refreshes_committed,
+        stats.refreshes_detached,
+        stats.refreshes_failed,
     ];
     let want = [
         m.hits,
@@ -1372,11 +1736,16 @@ fn check(
         m.failed,
         m.panicked,
         m.abandoned,
+        m.refresh_started,
+        m.refresh_committed,
+        m.refresh_detached,
+        m.refresh_failed,
     ];
     if got != want {
         return Err(format!(
             "stats [hits, misses, joins, started, committed, detached, failed, panicked, \
-             abandoned] = {got:?}, the model says {want:?}"
+             abandoned, refreshes started, committed, detached, failed] = {got:?}, the model \
+             says {want:?}"
         ));
     }
     let by_cause = |cause| model.removals.get(&cause).copied().unwrap_or(0);
