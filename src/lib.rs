@@ -242,6 +242,9 @@ mod expiry;
 mod flight;
 mod memo;
 mod policy;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod removal;
 mod shard;
 mod stats;
@@ -258,6 +261,9 @@ pub use crate::memo::AsyncMemo;
 pub use crate::removal::RemovalCause;
 pub use crate::stats::Stats;
 pub use crate::weak::WeakMemo;
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use async_memo_macros::memoize;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
