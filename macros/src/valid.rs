@@ -1,0 +1,170 @@
+//! Checks a parsed `#[memoize]` function before anything is generated. Every error is spanned on
+//! the token that caused it, and every error of the function is reported at once.
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Error, Expr, Lit, Result, Type};
+
+use crate::ast::{ArgShape, Memoized, Output};
+
+impl Memoized {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let mut errors = Errors(None);
+        let sig = &self.sig;
+        if sig.asyncness.is_none() {
+            errors.push(
+                sig.fn_token.span,
+                "`#[memoize]` needs an `async fn`: its body runs as the memo's init future",
+            );
+        }
+        if let Some(unsafety) = &sig.unsafety {
+            errors.push(
+                unsafety.span,
+                "`#[memoize]` does not support `unsafe fn`: its body runs as an init future that \
+                 other callers may drive",
+            );
+        }
+        if let Some(abi) = &sig.abi {
+            errors.push(
+                abi.span(),
+                "`#[memoize]` does not support an `extern` ABI",
+            );
+        }
+        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+            errors.push(
+                sig.generics.span(),
+                "`#[memoize]` does not support generic functions: its memo is one static of one \
+                 key and value type; memoize a non-generic function that calls the generic one",
+            );
+        }
+        if let Some(receiver) = &self.receiver {
+            // syn spells `&mut self` as `self: &mut Self`; `mut self` (by value) is fine.
+            if matches!(&*receiver.ty, Type::Reference(r) if r.mutability.is_some()) {
+                errors.push(
+                    receiver.span(),
+                    "`#[memoize]` does not support `&mut self`: the body runs as an init future \
+                     shared by every caller of its key, which cannot hold a mutable borrow; \
+                     memoize a `&self` method",
+                );
+            } else if self.options.key.is_none() {
+                errors.push(
+                    receiver.span(),
+                    "a memoized method needs `#[memoize(key: Type = expr)]`: its memo is shared by \
+                     every instance, so the key must say what distinguishes them (e.g. \
+                     `key: (u64, String) = (self.id, name.to_owned())`)",
+                );
+            }
+        }
+        for arg in &self.args {
+            if arg.ident.is_none() {
+                errors.push(
+                    arg.pat.span(),
+                    "`#[memoize]` needs a plain name for each argument (`name: Type`): the \
+                     arguments are the key; destructure inside the body",
+                );
+            }
+            if contains_impl_trait(&arg.ty) {
+                errors.push(
+                    arg.ty.span(),
+                    "`#[memoize]` does not support `impl Trait` arguments: they are generic, and \
+                     the memo is one static of one key type; take a concrete type",
+                );
+            } else if let ArgShape::MutBorrowed = arg.shape {
+                errors.push(
+                    arg.ty.span(),
+                    "`#[memoize]` does not support `&mut` arguments: the key is an owned copy of \
+                     the arguments, and the body may run for another caller",
+                );
+            }
+        }
+        if let syn::ReturnType::Type(_, ty) = &sig.output {
+            if contains_impl_trait(ty) {
+                errors.push(
+                    ty.span(),
+                    "`#[memoize]` needs a nameable return type (the memo's value type), not \
+                     `impl Trait`",
+                );
+            }
+        }
+        // The memo is a static inside the accessor, and a static cannot name `Self`.
+        let key_types: Vec<&Type> = match &self.options.key {
+            Some(key) => vec![&key.ty],
+            None => self.args.iter().map(|a| &a.ty).collect(),
+        };
+        for ty in key_types.into_iter().chain(value_types(&self.output)) {
+            if let Some(span) = find_self(ty.to_token_stream()) {
+                errors.push(
+                    span,
+                    "`#[memoize]` cannot use `Self` in the key or value type (its memo is a \
+                     static, which cannot name `Self`): write the type's name",
+                );
+            }
+        }
+        if let Some((name, expr)) = &self.options.shards {
+            if is_zero(expr) {
+                errors.push(
+                    expr.span(),
+                    format!("`{name}` must be at least 1"),
+                );
+            }
+        }
+        errors.finish()
+    }
+}
+
+fn value_types(output: &Output) -> Vec<&Type> {
+    match output {
+        Output::Value(ty) => vec![ty],
+        Output::Fallible { ty, .. } => vec![ty],
+    }
+}
+
+/// Collects errors so that all of them are reported, not only the first.
+struct Errors(Option<Error>);
+
+impl Errors {
+    fn push(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
+        let error = Error::new(span, message);
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn find_self(tokens: TokenStream) -> Option<proc_macro2::Span> {
+    for tree in tokens {
+        match tree {
+            TokenTree::Ident(ident) if ident == "Self" => return Some(ident.span()),
+            TokenTree::Group(group) => {
+                if let Some(span) = find_self(group.stream()) {
+                    return Some(span);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_zero(expr: &Expr) -> bool {
+    matches!(expr, Expr::Lit(lit) if matches!(&lit.lit, Lit::Int(int) if int.base10_digits() == "0"))
+}
