@@ -36,6 +36,6 @@ pub fn memoized_error_must_be_clone<E: Clone>(shared: Arc<E>) -> E {
 }
 
 /// The receiver of a memoized `&self` method, cloned into the body's `'static` future.
-pub fn own_receiver<T: Clone>(receiver: &T) -> T {
+pub fn memoized_ref_self_must_be_clone<T: Clone>(receiver: &T) -> T {
     receiver.clone()
 }

@@ -35,7 +35,7 @@ pub(crate) enum ArgShape {
     /// `a: A`: keyed by `A` itself.
     Owned,
     /// `a: &X`: keyed by `<X as ToOwned>::Owned`; the body is given a borrow of that.
-    Borrowed { referent: Type },
+    Borrowed { referent: Box<Type> },
     /// `a: &mut X`: rejected (a key cannot be a mutable borrow).
     MutBorrowed,
 }
@@ -43,11 +43,15 @@ pub(crate) enum ArgShape {
 /// What the function returns, and so what the memo stores.
 pub(crate) enum Output {
     /// Any other type (`Option<T>` included): stored as is.
-    Value(Type),
+    Value(Box<Type>),
     /// A type whose last path segment is `Result`: only `Ok` values are stored. `ok` and `err`
     /// are the type arguments when both are written (`Result<T, E>`), or projections through
     /// `__private::Fallible` for an alias such as `io::Result<T>`.
-    Fallible { ty: Type, ok: Type, err: Type },
+    Fallible {
+        ty: Box<Type>,
+        ok: Box<Type>,
+        err: Box<Type>,
+    },
 }
 
 /// The options of `#[memoize(...)]`, each with the span of its name.
@@ -160,7 +164,7 @@ impl Memoized {
                             ArgShape::Owned
                         }
                         Type::Reference(r) => ArgShape::Borrowed {
-                            referent: (*r.elem).clone(),
+                            referent: r.elem.clone(),
                         },
                         _ => ArgShape::Owned,
                     };
@@ -190,17 +194,17 @@ impl Memoized {
 impl Output {
     fn from_return(output: &ReturnType) -> Self {
         let ty = match output {
-            ReturnType::Default => return Output::Value(syn::parse_quote!(())),
+            ReturnType::Default => return Output::Value(Box::new(syn::parse_quote!(()))),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
         let Type::Path(path) = &ty else {
-            return Output::Value(ty);
+            return Output::Value(Box::new(ty));
         };
         let Some(last) = path.path.segments.last() else {
-            return Output::Value(ty);
+            return Output::Value(Box::new(ty));
         };
         if path.qself.is_some() || last.ident != "Result" {
-            return Output::Value(ty);
+            return Output::Value(Box::new(ty));
         }
         let written: Vec<&Type> = match &last.arguments {
             PathArguments::AngleBracketed(args) => args
@@ -214,16 +218,24 @@ impl Output {
             _ => Vec::new(),
         };
         let (ok, err) = match written.as_slice() {
-            [ok, err] => ((*ok).clone(), (*err).clone()),
+            [ok, err] => (Box::new((*ok).clone()), Box::new((*err).clone())),
             _ => {
                 let span = ty.span();
                 (
-                    syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Ok),
-                    syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Err),
+                    Box::new(
+                        syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Ok),
+                    ),
+                    Box::new(
+                        syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Err),
+                    ),
                 )
             }
         };
-        Output::Fallible { ty, ok, err }
+        Output::Fallible {
+            ty: Box::new(ty),
+            ok,
+            err,
+        }
     }
 
     /// The type the memo stores.

@@ -174,10 +174,10 @@ fn expand(model: &Memoized) -> TokenStream {
         None => (quote!(), quote!(#body_ident(#(#passed),*))),
         Some(receiver) => {
             let by_ref = matches!(&*receiver.ty, Type::Reference(_));
-            let span = receiver.span();
+            let span = receiver.self_token.span;
             if by_ref {
                 (
-                    quote_spanned!(span=> let #this = ::async_memo::__private::own_receiver(self);),
+                    quote_spanned!(span=> let #this = ::async_memo::__private::memoized_ref_self_must_be_clone(self);),
                     quote!(Self::#body_ident(&#this, #(#passed),*)),
                 )
             } else {
@@ -189,26 +189,30 @@ fn expand(model: &Memoized) -> TokenStream {
         }
     };
 
+    // The closure is bound before the lookup, so that a body that is not `Send + 'static` is
+    // reported by the helper named after that rule, on the function's name, rather than by a
+    // bound deep inside `get_or_init_by_ref`.
     let init_span = sig.ident.span();
+    let init_fn = local("__memoize_init");
     let init = quote_spanned!(init_span=>
-        || {
+        let #init_fn = || {
             #take_self
             #take_args
             ::async_memo::__private::memoized_body_must_be_send_and_static(async move {
                 #call_body.await
             })
-        }
+        };
     );
     let lookup = match &model.output {
         Output::Value(_) => quote!(
-            ::async_memo::Entry::into_value(#memo.get_or_init_by_ref(#key_ref, #init).await)
+            ::async_memo::Entry::into_value(#memo.get_or_init_by_ref(#key_ref, #init_fn).await)
         ),
         Output::Fallible { err, .. } => {
             let unshare = quote_spanned!(err.span()=>
                 ::async_memo::__private::memoized_error_must_be_clone::<#err>
             );
             quote!(
-                match #memo.get_or_try_init_by_ref(#key_ref, #init).await {
+                match #memo.get_or_try_init_by_ref(#key_ref, #init_fn).await {
                     ::core::result::Result::Ok(entry) => {
                         ::core::result::Result::Ok(::async_memo::Entry::into_value(entry))
                     }
@@ -280,6 +284,7 @@ fn expand(model: &Memoized) -> TokenStream {
             #nested_body
             let #memo = #memo_path();
             #make_key
+            #init
             #lookup
         }
     )

@@ -3,7 +3,6 @@
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Error, Expr, Lit, Result, Type};
 
@@ -15,26 +14,23 @@ impl Memoized {
         let sig = &self.sig;
         if sig.asyncness.is_none() {
             errors.push(
-                sig.fn_token.span,
+                sig.fn_token,
                 "`#[memoize]` needs an `async fn`: its body runs as the memo's init future",
             );
         }
         if let Some(unsafety) = &sig.unsafety {
             errors.push(
-                unsafety.span,
+                unsafety,
                 "`#[memoize]` does not support `unsafe fn`: its body runs as an init future that \
                  other callers may drive",
             );
         }
         if let Some(abi) = &sig.abi {
-            errors.push(
-                abi.span(),
-                "`#[memoize]` does not support an `extern` ABI",
-            );
+            errors.push(abi, "`#[memoize]` does not support an `extern` ABI");
         }
         if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
             errors.push(
-                sig.generics.span(),
+                &sig.generics,
                 "`#[memoize]` does not support generic functions: its memo is one static of one \
                  key and value type; memoize a non-generic function that calls the generic one",
             );
@@ -43,14 +39,14 @@ impl Memoized {
             // syn spells `&mut self` as `self: &mut Self`; `mut self` (by value) is fine.
             if matches!(&*receiver.ty, Type::Reference(r) if r.mutability.is_some()) {
                 errors.push(
-                    receiver.span(),
+                    receiver,
                     "`#[memoize]` does not support `&mut self`: the body runs as an init future \
                      shared by every caller of its key, which cannot hold a mutable borrow; \
                      memoize a `&self` method",
                 );
             } else if self.options.key.is_none() {
                 errors.push(
-                    receiver.span(),
+                    receiver,
                     "a memoized method needs `#[memoize(key: Type = expr)]`: its memo is shared by \
                      every instance, so the key must say what distinguishes them (e.g. \
                      `key: (u64, String) = (self.id, name.to_owned())`)",
@@ -60,20 +56,20 @@ impl Memoized {
         for arg in &self.args {
             if arg.ident.is_none() {
                 errors.push(
-                    arg.pat.span(),
+                    &arg.pat,
                     "`#[memoize]` needs a plain name for each argument (`name: Type`): the \
                      arguments are the key; destructure inside the body",
                 );
             }
             if contains_impl_trait(&arg.ty) {
                 errors.push(
-                    arg.ty.span(),
+                    &arg.ty,
                     "`#[memoize]` does not support `impl Trait` arguments: they are generic, and \
                      the memo is one static of one key type; take a concrete type",
                 );
             } else if let ArgShape::MutBorrowed = arg.shape {
                 errors.push(
-                    arg.ty.span(),
+                    &arg.ty,
                     "`#[memoize]` does not support `&mut` arguments: the key is an owned copy of \
                      the arguments, and the body may run for another caller",
                 );
@@ -82,7 +78,7 @@ impl Memoized {
         if let syn::ReturnType::Type(_, ty) = &sig.output {
             if contains_impl_trait(ty) {
                 errors.push(
-                    ty.span(),
+                    ty,
                     "`#[memoize]` needs a nameable return type (the memo's value type), not \
                      `impl Trait`",
                 );
@@ -94,9 +90,9 @@ impl Memoized {
             None => self.args.iter().map(|a| &a.ty).collect(),
         };
         for ty in key_types.into_iter().chain(value_types(&self.output)) {
-            if let Some(span) = find_self(ty.to_token_stream()) {
+            if let Some(token) = find_self(ty.to_token_stream()) {
                 errors.push(
-                    span,
+                    token,
                     "`#[memoize]` cannot use `Self` in the key or value type (its memo is a \
                      static, which cannot name `Self`): write the type's name",
                 );
@@ -104,10 +100,7 @@ impl Memoized {
         }
         if let Some((name, expr)) = &self.options.shards {
             if is_zero(expr) {
-                errors.push(
-                    expr.span(),
-                    format!("`{name}` must be at least 1"),
-                );
+                errors.push(expr, format!("`{name}` must be at least 1"));
             }
         }
         errors.finish()
@@ -125,8 +118,10 @@ fn value_types(output: &Output) -> Vec<&Type> {
 struct Errors(Option<Error>);
 
 impl Errors {
-    fn push(&mut self, span: proc_macro2::Span, message: impl std::fmt::Display) {
-        let error = Error::new(span, message);
+    /// An error spanning `tokens`, first to last (`Error::new_spanned` does this on stable,
+    /// where one span cannot be joined from two).
+    fn push(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        let error = Error::new_spanned(tokens, message);
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),
@@ -150,10 +145,10 @@ fn contains_impl_trait(ty: &Type) -> bool {
     finder.0
 }
 
-fn find_self(tokens: TokenStream) -> Option<proc_macro2::Span> {
+fn find_self(tokens: TokenStream) -> Option<proc_macro2::Ident> {
     for tree in tokens {
         match tree {
-            TokenTree::Ident(ident) if ident == "Self" => return Some(ident.span()),
+            TokenTree::Ident(ident) if ident == "Self" => return Some(ident),
             TokenTree::Group(group) => {
                 if let Some(span) = find_self(group.stream()) {
                     return Some(span);
