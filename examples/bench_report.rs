@@ -13,6 +13,9 @@ mod traces;
 #[path = "support/contenders.rs"]
 mod contenders;
 
+#[path = "support/memoized.rs"]
+mod memoized;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
@@ -23,6 +26,7 @@ use contenders::{
     Contender, Floor, Moka, Ours, Quick, StampedeCall, access, bounded_pass, filled, run_mix,
     runtime, stampede,
 };
+use memoized::Memoized;
 
 // ---------------------------------------------------------------------------------------------
 // A counting allocator: live bytes, counted only while `COUNTING` is on (memory section only, so
@@ -198,6 +202,39 @@ fn bounded<C: Contender>(keys: &[u64], capacity: u64) -> (f64, f64) {
             .collect(),
     );
     (ratio, ns)
+}
+
+/// `#[memoize]` and its rivals on one workload each: ns per hit (1K keys), ns per miss (fresh
+/// keys, a body run and a store), and the 100-caller crowd on one cold key (median µs, most body
+/// runs in one crowd).
+struct MemoizeRow {
+    name: &'static str,
+    hit: f64,
+    miss: f64,
+    crowd_us: f64,
+    crowd_runs: u64,
+}
+
+fn memoize_row<M: Memoized>(rt: &tokio::runtime::Runtime) -> MemoizeRow {
+    const KEYS: u64 = 1_000;
+    memoized::fill::<M>(KEYS);
+    let mut at = 0;
+    let hit = per_op(11, 200_000, |batch| {
+        let elapsed = memoized::hits::<M>(KEYS, at, batch);
+        at += batch as u64;
+        elapsed
+    });
+    let miss = per_op(7, 50_000, memoized::misses::<M>);
+    let crowds: Vec<_> = (0..21)
+        .map(|round| memoized::crowd::<M>(rt, 100, 1_000_000 + round))
+        .collect();
+    MemoizeRow {
+        name: M::NAME,
+        hit,
+        miss,
+        crowd_us: median(crowds.iter().map(|c| c.0.as_secs_f64() * 1e6).collect()),
+        crowd_runs: crowds.iter().map(|c| c.1).max().unwrap(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -499,6 +536,13 @@ fn main() {
         });
         stampedes.push(s);
     }
+
+    // 8. `#[memoize]`: the attribute, the same memo by hand, and cached's `#[cached]`.
+    let memoize_rows = [
+        memoize_row::<memoized::Attribute>(&rt),
+        memoize_row::<memoized::ByHand>(&rt),
+        memoize_row::<memoized::Cached>(&rt),
+    ];
     drop(rt);
 
     print_rows(&rows);
@@ -594,6 +638,31 @@ fn main() {
         .map(|s| s[0].0 / s[1].0)
         .fold(0.0, f64::max);
     let stampede_ok = inits(0) == 1 && stampede_ratio <= 0.5;
+    println!(
+        "`#[memoize]` (n -> 2n, `u64` keys; hits over 1K keys, misses on fresh keys, futures \
+         polled directly; the crowd: 100 tokio tasks call one cold key, the body returns once all \
+         have called; 21 crowds):"
+    );
+    println!();
+    println!(
+        "| memoized fn | hit | miss | 100-caller crowd | body runs per crowd | hit / hand-written | miss / hand-written |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let hand = &memoize_rows[1];
+    for r in &memoize_rows {
+        println!(
+            "| {} | {} | {} | {:.1} µs | {} | {} | {} |",
+            r.name,
+            fmt_ns(r.hit),
+            fmt_ns(r.miss),
+            r.crowd_us,
+            r.crowd_runs,
+            fmt_ratio(r.hit, hand.hit),
+            fmt_ratio(r.miss, hand.miss),
+        );
+    }
+    println!();
+
     println!("| target | measured | verdict |");
     println!("|---|---|---|");
     let [g_ours, g_moka, g_quick, g_floor] = get_10k_row;
@@ -649,6 +718,16 @@ fn main() {
     println!(
         "| bounded throughput ≥ 5x moka | worst {worst_speedup:.1}x | {} |",
         verdict(worst_speedup >= 5.0)
+    );
+    let attr = &memoize_rows[0];
+    let attr_overhead = (attr.hit / hand.hit).max(attr.miss / hand.miss);
+    println!(
+        "| `#[memoize]` ≤ 1.1x hand-written `get_or_init` (hit and miss), one body run per crowd | {:.2}x hit, {:.2}x miss; {} run(s) (cached {}) | {} |",
+        attr.hit / hand.hit,
+        attr.miss / hand.miss,
+        attr.crowd_runs,
+        memoize_rows[2].crowd_runs,
+        verdict(attr_overhead <= 1.1 && attr.crowd_runs == 1)
     );
     println!(
         "| stats on vs off: no difference on the hit path | stats cannot be switched off (always on) | not measurable |"

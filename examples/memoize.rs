@@ -24,7 +24,10 @@ async fn profile(user: &str) -> Result<String, LookupError> {
     if user.starts_with("ghost") {
         return Err(LookupError::NotFound(user.to_string()));
     }
-    Ok(format!("profile of {user} (lookup #{})", LOOKUPS.load(Ordering::SeqCst)))
+    Ok(format!(
+        "profile of {user} (lookup #{})",
+        LOOKUPS.load(Ordering::SeqCst)
+    ))
 }
 
 /// A client of a multi-tenant API: the memo is shared by every client, so the key says which
@@ -57,7 +60,10 @@ async fn main() -> Result<(), LookupError> {
 
     // 2. Errors are returned to every caller of the failed run, and not cached.
     let missing = profile("ghost").await;
-    println!("2. profile(\"ghost\") = {missing:?}; cached entries: {}", profile_memo().len());
+    println!(
+        "2. profile(\"ghost\") = {missing:?}; cached entries: {}",
+        profile_memo().len()
+    );
     assert_eq!(missing, Err(LookupError::NotFound("ghost".into())));
     assert!(profile_memo().get("ghost").is_none());
 
