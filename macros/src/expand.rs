@@ -247,8 +247,10 @@ fn expand(model: &Memoized) -> TokenStream {
                 .any(|lint| a.path().is_ident(lint))
         })
         .collect();
+    // The body must stay `async` even when it never awaits (it is the init future).
     let body_fn = quote!(
         #[doc(hidden)]
+        #[allow(clippy::unused_async)]
         #(#lint_attrs)*
         #body_sig #block
     );
