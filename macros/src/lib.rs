@@ -130,6 +130,32 @@ use proc_macro::TokenStream;
 /// # });
 /// ```
 ///
+/// # Recursion
+///
+/// A memoized function may call itself on other keys, as memoized recursion does. rustc cannot
+/// infer that a recursive future is `Send` (the question contains itself), so state it: call
+/// through a function that returns a boxed `dyn Future + Send`. Calling itself on the *same* key
+/// is a flight awaiting itself: the memo panics with a clear message instead of hanging.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::Pin;
+/// use async_memo::memoize;
+///
+/// #[memoize]
+/// async fn fib(n: u64) -> u64 {
+///     if n < 2 { n } else { fib_boxed(n - 1).await + fib_boxed(n - 2).await }
+/// }
+///
+/// fn fib_boxed(n: u64) -> Pin<Box<dyn Future<Output = u64> + Send>> {
+///     Box::pin(fib(n))
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(fib(90).await, 2_880_067_194_370_816_120); // 91 body runs, not 10^18
+/// # });
+/// ```
+///
 /// # Semantics
 ///
 /// Every guarantee of [`AsyncMemo`] holds through the attribute, because the function *is* a

@@ -92,6 +92,30 @@ fn the_flight_survives_the_caller_that_started_it() {
     assert_eq!(runs.load(Ordering::SeqCst), 1, "not restarted");
 }
 
+#[test]
+fn dropping_the_last_caller_drops_the_body_and_frees_the_key() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (open, first_gate) = gate();
+    let mut only = Box::pin(gated(7, first_gate, Arc::clone(&runs)));
+    assert!(poll_once(&mut only).is_pending());
+    assert!(gated_memo().epoch(&7).is_some(), "a flight holds the key");
+    drop(only);
+    assert!(
+        open.is_canceled(),
+        "the body's future, holding the gate, was dropped"
+    );
+    assert!(gated_memo().epoch(&7).is_none(), "the key is free again");
+
+    let (open, gate) = gate();
+    open.send(()).unwrap();
+    assert_eq!(block_on(gated(7, gate, Arc::clone(&runs))), 70);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the next call ran the body anew"
+    );
+}
+
 #[derive(Clone, Debug, PartialEq)]
 struct Unavailable(u32);
 
