@@ -185,7 +185,8 @@ use proc_macro::TokenStream;
 /// - a method receiver without `key`, and `&mut self`;
 /// - patterns in argument position (`(a, b): (u32, u32)`): take a name and destructure in the
 ///   body;
-/// - `&mut` arguments;
+/// - `&mut` arguments, and argument, key or value types that borrow (`Cow<'_, str>`, `&[&str]`;
+///   a top-level `&X` argument is fine, `&'static X` too);
 /// - `Self` in the key or value type (the memo is a static, which cannot name it);
 /// - unknown or repeated options.
 ///

@@ -84,6 +84,29 @@ impl Memoized {
                 );
             }
         }
+        // The arguments are moved into the `'static` init future, the key and value live in a
+        // static memo: none of them may borrow. (A top-level `&X` argument is fine: the future
+        // owns an `X::Owned`.)
+        let owned_types = self
+            .args
+            .iter()
+            .filter_map(|arg| match &arg.shape {
+                ArgShape::Owned => Some(&arg.ty),
+                ArgShape::Borrowed { referent } => Some(&**referent),
+                ArgShape::MutBorrowed => None,
+            })
+            .chain(self.options.key.as_ref().map(|key| &key.ty))
+            .chain(value_types(&self.output));
+        for ty in owned_types {
+            if let Some(borrow) = find_borrow(ty) {
+                errors.push(
+                    borrow,
+                    "`#[memoize]` needs owned argument, key and value types: the body runs as a \
+                     `'static` future and the memo is a static; take an owned type (or `&'static`) \
+                     here. A top-level `&X` argument is fine: it is keyed by `X::Owned`",
+                );
+            }
+        }
         // The memo is a static inside the accessor, and a static cannot name `Self`.
         let key_types: Vec<&Type> = match &self.options.key {
             Some(key) => vec![&key.ty],
@@ -141,6 +164,30 @@ fn contains_impl_trait(ty: &Type) -> bool {
         }
     }
     let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// The first lifetime other than `'static`, or elided reference, inside `ty`.
+fn find_borrow(ty: &Type) -> Option<TokenStream> {
+    struct Finder(Option<TokenStream>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
+            if lifetime.ident != "static" && self.0.is_none() {
+                self.0 = Some(lifetime.to_token_stream());
+            }
+        }
+        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+            if reference.lifetime.is_none() && self.0.is_none() {
+                self.0 = Some(reference.to_token_stream());
+            }
+            syn::visit::visit_type_reference(self, reference);
+        }
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            // Reported as `impl Trait`.
+        }
+    }
+    let mut finder = Finder(None);
     finder.visit_type(ty);
     finder.0
 }
