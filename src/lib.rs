@@ -291,6 +291,38 @@
 //! [`get_or_try_init_with_epoch`](AsyncMemo::get_or_try_init_with_epoch), whose `init` is given
 //! its flight's epoch.
 //!
+//! # Memoize a function
+//!
+//! With the `macros` feature (on by default), [`#[memoize]`](macro@memoize) turns an `async fn`
+//! into a memoized one: the arguments are the key, the body runs once per key for every
+//! concurrent caller, and `f_memo()` returns the [`AsyncMemo`] behind it, to invalidate one
+//! result by its epoch. No lock is held across the body, so calls of other keys never wait for
+//! it; `Result` return types memoize only `Ok`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use async_memo::memoize;
+//!
+//! #[memoize(max_capacity = 10_000, time_to_live = Duration::from_secs(300))]
+//! async fn profile(user: &str) -> Result<String, String> {
+//!     // A database call, say; runs once per user for all concurrent callers.
+//!     Ok(format!("profile of {user}"))
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! assert_eq!(profile("ann").await?, "profile of ann");
+//! // The profile changed: invalidate exactly the result we saw, not a newer one.
+//! let seen = profile_memo().epoch("ann").expect("memoized");
+//! assert!(profile_memo().invalidate("ann", seen));
+//! # Ok::<(), String>(())
+//! # }).unwrap();
+//! ```
+//!
+//! Methods take a `key` expression (their memo is shared by every instance), borrowed
+//! arguments are keyed by their owned form (`&str` by `String`), and every unsupported shape
+//! (generics, `impl Trait`, patterns, a receiver without `key`) is a compile error on the
+//! offending token; see [`macro@memoize`].
+//!
 //! # Choosing between `invalidate` and `remove`
 //!
 //! [`remove`](AsyncMemo::remove) deletes whatever the key holds *now*. After an `.await` that
@@ -362,6 +394,11 @@ mod trace;
 mod waiters;
 mod weak;
 
+// What `#[memoize]`'s expansion names; not public API.
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
 pub use crate::builder::MemoBuilder;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
@@ -372,6 +409,9 @@ pub use crate::refused::Refused;
 pub use crate::removal::RemovalCause;
 pub use crate::stats::Stats;
 pub use crate::weak::WeakMemo;
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use async_memo_macros::memoize;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
