@@ -7,7 +7,7 @@
 //! entry stored after the caller looked, and tells nobody. A listener would close the entry
 //! deleted by mistake, and so hide the leak the seed had. Everything else (single flight, errors
 //! not cached, cancellation) is the same `AsyncMemo` in both modes. In your own client, use
-//! `AsyncMemo` directly: build it with `on_removal` and call `invalidate`.
+//! `AsyncMemo` directly: build it with `on_removal_with_memo` and call `invalidate`.
 
 use std::future::Future;
 use std::hash::Hash;
@@ -49,13 +49,17 @@ where
         }
     }
 
-    /// A memo that calls `listener` for every ready entry that leaves it (fixed mode only).
+    /// A memo that calls `listener` for every ready entry that leaves it, with the memo itself
+    /// (fixed mode only).
     pub fn with_listener(
         mode: Mode,
-        listener: impl Fn(&K, Entry<V>, RemovalCause) + Send + Sync + 'static,
-    ) -> Self {
+        listener: impl Fn(&AsyncMemo<K, V>, &K, Entry<V>, RemovalCause) + Send + Sync + 'static,
+    ) -> Self
+    where
+        K: Sync,
+    {
         let memo = match mode {
-            Mode::Fixed => AsyncMemo::builder().on_removal(listener).build(),
+            Mode::Fixed => AsyncMemo::builder().on_removal_with_memo(listener).build(),
             Mode::Naive => AsyncMemo::new(),
         };
         Memo { memo, mode }

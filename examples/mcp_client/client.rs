@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use async_memo::{Entry, Epoch, RemovalCause};
+use async_memo::{AsyncMemo, Entry, Epoch, RemovalCause};
 use futures::future::BoxFuture;
 use rmcp::ServiceError;
 use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
@@ -386,8 +386,21 @@ impl McpClient {
 /// and must not: a strong one would be a cycle (client -> memo -> listener -> client) that
 /// never frees either. The connection's tool list goes in its close handler, which holds a weak
 /// one.
-fn close_on_removal(_: &ServerKey, connection: Entry<Arc<Connection>>, _: RemovalCause) {
-    connection.value().close();
+/// The connection memo's removal listener: closes the connection that left, unless the memo
+/// holds that very connection again (a refresh that returned the same connection is reported as
+/// `Replaced` too; the listener runs after the new entry is in place, so it can tell).
+fn close_on_removal(
+    memo: &AsyncMemo<ServerKey, Arc<Connection>>,
+    key: &ServerKey,
+    connection: Entry<Arc<Connection>>,
+    _: RemovalCause,
+) {
+    let kept = memo
+        .get(key)
+        .is_some_and(|now| Arc::ptr_eq(now.value(), connection.value()));
+    if !kept {
+        connection.value().close();
+    }
 }
 
 fn tools_key(connection: &Connection) -> ToolsKey {
