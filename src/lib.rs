@@ -101,7 +101,8 @@
 //! 12. **Removals are reported once.** With a [removal listener](MemoBuilder::on_removal),
 //!     every ready entry that leaves the memo is reported exactly once, with its epoch and a
 //!     [`RemovalCause`], after every lock is released, on the thread of the operation that
-//!     removed it. The listener may call the memo (through a [`WeakMemo`]).
+//!     removed it. The listener may call the memo (it is handed the memo with
+//!     [`on_removal_with_memo`](MemoBuilder::on_removal_with_memo), or captures a [`WeakMemo`]).
 //!
 //! 13. **Time never wraps or goes back.** Expiry reads the [`Clock`] as nanoseconds since the
 //!     memo was built, and every sum (a time to live, a time to idle, an `expire_after`
