@@ -1,7 +1,7 @@
 //! Linearizability of the core operations under real concurrency: `get`, `insert`, `replace`,
 //! `invalidate`, `remove`, and `get_or_init`, `refresh` and `try_refresh` with an init that is
-//! ready at once (a `try_refresh` fails half of the time), and `refreshing` followed by
-//! `invalidate` of the refresh it reports.
+//! ready at once (a `try_refresh` fails half of the time), `refreshing` followed by
+//! `invalidate` of the refresh it reports, `iter`, and `invalidate_if` choosing one key or all.
 //!
 //! Each round runs 3 threads × 4 random operations on 1 or 2 keys, started together behind a
 //! barrier, and records a history: every operation's invocation and response as ticks of one
@@ -28,6 +28,16 @@
 //! init did not run joined a flight or refresh and returns its value (or shares its error). A
 //! failed flight's epoch is never returned, so the specification leaves it unknown. Flights are
 //! named by their value, unique per operation.
+//!
+//! `iter` is one event: a snapshot of every key. It is atomic only within one shard, so it runs
+//! only in rounds whose keys share a shard (single-shard memos — every other pair of rounds —
+//! or one key). `invalidate_if` is what its contract says, a snapshot and then one
+//! compare-and-delete per chosen item: a `Sweep` event (what the predicate was shown for the
+//! keys in scope: an entry, a flight, or nothing), then a `SweepDelete` per item, which removes
+//! it only if the key still holds the entry shown, the flight shown, or the entry that flight
+//! committed. A sweep of every key runs only where its snapshot is atomic (as `iter`); a sweep
+//! of one key runs in every round. Its per-item results are not observable, only the count; a
+//! history stands for each split of the count, and passes if one of them is linearizable.
 //!
 //! Rounds: `ASYNC_MEMO_LIN_ROUNDS` (default 500).
 
@@ -76,6 +86,22 @@ enum Op {
     Commit(u8, u64, Epoch),
     /// The second half of a failed `try_refresh`: its flight or refresh is detached.
     Fail(u8, u64),
+    /// `iter()`, collected. Only in rounds where it is one critical section (see `worker`).
+    Iter,
+    /// The snapshot half of an `invalidate_if` whose predicate chooses `scope` (one key) or
+    /// every key (`None`): what it was shown for the keys in scope, between its invocation and
+    /// the predicate's call for them. Every item shown in scope is chosen.
+    Sweep {
+        scope: Option<u8>,
+    },
+    /// The compare-and-delete of what the sweep (named by its invocation tick) was shown for
+    /// `key`, between the predicate's return for it and the next predicate call (or the
+    /// response). Its result is not observed one by one: the history holds the sweep's count
+    /// (`Ret::Removed`), and `resolutions` splits it into `Ret::Bool`s every possible way.
+    SweepDelete {
+        key: u8,
+        sweep: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +113,9 @@ enum Ret {
     Refreshing(Option<Epoch>),
     /// The error of the failed flight with this value, shared by a joined `try_refresh`.
     Error(u64),
+    Shown(Shown),
+    /// What `invalidate_if` returned (before `resolutions`).
+    Removed(usize),
     Unit,
 }
 
@@ -110,11 +139,24 @@ enum Slot {
     Flight(Flight),
 }
 
-/// The sequential specification's state: per key, its slot and the highest epoch it ever held.
-type State = Vec<(Slot, Option<Epoch>)>;
+/// The sequential specification's state: per key, its slot, the highest epoch it ever held,
+/// and, per thread, what that thread's `invalidate_if` in progress was shown for the key (the
+/// slot it will compare-and-delete).
+type State = Vec<(Slot, Option<Epoch>, [Option<Slot>; THREADS])>;
+
+/// What `iter` yielded, or an `invalidate_if` predicate was shown, for a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Seen {
+    Entry(u64, Epoch),
+    /// A flight (the predicate is shown `None`).
+    Flight,
+}
+
+/// Per key (at most 2): what was seen; `None` for nothing.
+type Shown = [Option<Seen>; 2];
 
 /// Applies `op` to `state` if the specification allows `ret`; returns the next state.
-fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
+fn step(state: &State, thread: usize, op: Op, ret: Ret) -> Option<State> {
     let mut next = state.clone();
     let key = |k: u8| usize::from(k);
     let fresh = |state: &State, k: u8, e: Epoch| state[key(k)].1.is_none_or(|max| e > max);
@@ -135,14 +177,16 @@ fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
             if !fresh(state, k, e) {
                 return None;
             }
-            next[key(k)] = (Slot::Ready(v, e, None), Some(e));
+            next[key(k)].0 = Slot::Ready(v, e, None);
+            next[key(k)].1 = Some(e);
             Some(next)
         }
         (Op::Replace(k, observed, v), Ret::Replaced(Ok(e))) => {
             if current(state[key(k)].0) != Some(observed) || !fresh(state, k, e) {
                 return None;
             }
-            next[key(k)] = (Slot::Ready(v, e, None), Some(e));
+            next[key(k)].0 = Slot::Ready(v, e, None);
+            next[key(k)].1 = Some(e);
             Some(next)
         }
         (Op::Replace(k, observed, _), Ret::Replaced(Err(got))) => {
@@ -246,15 +290,91 @@ fn step(state: &State, op: Op, ret: Ret) -> Option<State> {
             }
             Some(next)
         }
+        (Op::Iter, Ret::Shown(got)) => {
+            let want = |slot: Slot| match slot {
+                Slot::Ready(v, e, _) => Some(Seen::Entry(v, e)),
+                _ => None,
+            };
+            (0..state.len())
+                .all(|k| got[k] == want(state[k].0))
+                .then_some(next)
+        }
+        (Op::Sweep { scope }, Ret::Shown(got)) => {
+            for k in (0..state.len()).filter(|&k| scope.is_none_or(|s| key(s) == k)) {
+                let slot = state[k].0;
+                let want = match slot {
+                    Slot::Ready(v, e, _) => Some(Seen::Entry(v, e)),
+                    Slot::Flight(_) => Some(Seen::Flight),
+                    Slot::Empty => None,
+                };
+                if got[k] != want {
+                    return None;
+                }
+                next[k].2[thread] = want.map(|_| slot);
+            }
+            Some(next)
+        }
+        (Op::SweepDelete { key: k, .. }, Ret::Bool(got)) => {
+            let shown = next[key(k)].2[thread].take()?;
+            // Compare-and-delete by the epoch shown: the same entry, the same flight, or the
+            // entry that flight committed (it has the flight's epoch).
+            let same = match (shown, state[key(k)].0) {
+                (Slot::Ready(_, e, _), Slot::Ready(_, now, _)) => e == now,
+                (Slot::Flight((v, _)), Slot::Flight((now, _))) => v == now,
+                (Slot::Flight((v, Some(e))), Slot::Ready(now, epoch, _)) => (v, e) == (now, epoch),
+                _ => false,
+            };
+            if same {
+                next[key(k)].0 = Slot::Empty;
+            }
+            (got == same).then_some(next)
+        }
         _ => None,
     }
+}
+
+/// The histories `history` stands for: each sweep's count of removals split into the results
+/// of its compare-and-deletes, every way the count allows (a sweep in these rounds deletes at
+/// most 2 items, so at most 2 ways each).
+fn resolutions(history: &[Event]) -> Vec<Vec<Event>> {
+    let mut out = vec![history.to_vec()];
+    let sweeps: HashSet<u64> = history
+        .iter()
+        .filter_map(|e| match e.op {
+            Op::SweepDelete { sweep, .. } => Some(sweep),
+            _ => None,
+        })
+        .collect();
+    for sweep in sweeps {
+        let items: Vec<usize> = (0..history.len())
+            .filter(|&i| matches!(history[i].op, Op::SweepDelete { sweep: s, .. } if s == sweep))
+            .collect();
+        let Ret::Removed(count) = history[items[0]].ret else {
+            unreachable!("a sweep's deletes carry its count")
+        };
+        let mut next = Vec::new();
+        for partial in &out {
+            for mask in 0u32..1 << items.len() {
+                if mask.count_ones() as usize != count {
+                    continue;
+                }
+                let mut h = partial.clone();
+                for (bit, &i) in items.iter().enumerate() {
+                    h[i].ret = Ret::Bool(mask & 1 << bit != 0);
+                }
+                next.push(h);
+            }
+        }
+        out = next;
+    }
+    out
 }
 
 /// Wing & Gong with memoization: is there a real-time-respecting order the spec accepts?
 fn linearizable(history: &[Event], keys: usize) -> bool {
     assert!(history.len() <= 64);
     let mut seen: HashSet<(u64, State)> = HashSet::new();
-    let start: State = vec![(Slot::Empty, None); keys];
+    let start: State = vec![(Slot::Empty, None, [None; THREADS]); keys];
     search(history, 0, start, &mut seen)
 }
 
@@ -277,7 +397,7 @@ fn search(history: &[Event], done: u64, state: State, seen: &mut HashSet<(u64, S
         if event.call > horizon {
             continue;
         }
-        if let Some(next) = step(&state, event.op, event.ret) {
+        if let Some(next) = step(&state, event.thread, event.op, event.ret) {
             if search(history, done | (1 << i), next, seen) {
                 return true;
             }
@@ -306,12 +426,17 @@ fn spin(n: u64) {
     }
 }
 
-/// One thread's part of a round.
+/// One thread's part of a round. `atomic`: the memo's keys all live in one shard (a
+/// single-shard memo, or one key), so `iter` and an `invalidate_if` snapshot of every key are
+/// one critical section (one shard's copy under its read lock) and can be checked as atomic;
+/// otherwise `iter` is left out and `invalidate_if` chooses one key (whose shard's copy is
+/// atomic).
 fn worker(
     memo: &AsyncMemo<u8, u64>,
     thread: usize,
     seed: u64,
     keys: u64,
+    atomic: bool,
     seen: &Mutex<Vec<Epoch>>,
 ) -> Vec<Event> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -319,7 +444,7 @@ fn worker(
     for i in 0..OPS {
         let k = rng.below(keys) as u8;
         let value = (thread * 100 + i) as u64 + 1;
-        let choice = rng.below(15);
+        let choice = rng.below(18);
         let observed = {
             let seen = seen.lock().unwrap();
             (!seen.is_empty()).then(|| seen[rng.below(seen.len() as u64) as usize])
@@ -347,6 +472,59 @@ fn worker(
                 Op::Remove(k),
                 Ret::Entry(memo.remove(&k).map(|e| (*e.value(), e.epoch()))),
             ),
+            (17, _) if atomic => {
+                let mut got: Shown = [None; 2];
+                for (k, entry) in memo.iter() {
+                    got[usize::from(k)] = Some(Seen::Entry(*entry.value(), entry.epoch()));
+                    seen.lock().unwrap().push(entry.epoch());
+                }
+                (Op::Iter, Ret::Shown(got))
+            }
+            (15..=16, _) => {
+                // `invalidate_if` choosing one key, or (16, when atomic) every key. Each
+                // predicate call is ticked on entry and on return: the snapshot precedes the
+                // call for a key, each compare-and-delete lies between its item's return and
+                // the next call (or the response).
+                let scope = (choice == 15 || !atomic).then_some(k);
+                let mut judged = Vec::new();
+                let removed = memo.invalidate_if(|&key, entry| {
+                    let at = tick();
+                    let shown = match entry {
+                        Some(e) => Seen::Entry(*e.value(), e.epoch()),
+                        None => Seen::Flight,
+                    };
+                    let chosen = scope.is_none_or(|s| s == key);
+                    judged.push((key, shown, chosen, at, tick()));
+                    chosen
+                });
+                let ret_at = tick();
+                let mut shown: Shown = [None; 2];
+                for &(key, seen, chosen, ..) in &judged {
+                    if chosen {
+                        shown[usize::from(key)] = Some(seen);
+                    }
+                }
+                let snapshot_by = judged.iter().find(|j| j.2).map_or(ret_at, |j| j.3);
+                events.push(Event {
+                    thread,
+                    call,
+                    ret_at: snapshot_by,
+                    op: Op::Sweep { scope },
+                    ret: Ret::Shown(shown),
+                });
+                for (i, &(key, _, chosen, _, returned)) in judged.iter().enumerate() {
+                    if chosen {
+                        events.push(Event {
+                            thread,
+                            call: returned,
+                            ret_at: judged.get(i + 1).map_or(ret_at, |j| j.3),
+                            op: Op::SweepDelete { key, sweep: call },
+                            ret: Ret::Removed(removed),
+                        });
+                    }
+                }
+                continue;
+            }
             (13..=14, _) => {
                 // The recipe after a change: detach the refresh in flight, if any.
                 let refreshing = memo.refreshing(&k);
@@ -526,9 +704,19 @@ fn concurrent_histories_are_linearizable() {
         let mut flights = 0;
         let (mut joins, mut detached) = (0, 0);
         let (mut refreshes, mut refreshes_detached) = (0, 0);
+        let (mut iters, mut sweeps, mut swept) = (0, 0, 0);
         for round in 0..rounds {
-            let memo: AsyncMemo<u8, u64> = AsyncMemo::new();
             let keys = 1 + round % 2;
+            // Every other pair of rounds runs on one shard: there `iter` and a sweep of every
+            // key are atomic (one shard's copy), and are checked as such. The default memo
+            // spreads the keys over several shards, where only one key's snapshot is atomic.
+            let single_shard = round / 2 % 2 == 0;
+            let memo: AsyncMemo<u8, u64> = if single_shard {
+                AsyncMemo::builder().shards(1).build()
+            } else {
+                AsyncMemo::new()
+            };
+            let atomic = single_shard || keys == 1;
             let seen = Mutex::new(Vec::new());
             // Started by spinning on a counter rather than parking at a barrier: parked threads
             // wake one by one, too far apart for their operations to overlap.
@@ -542,7 +730,7 @@ fn concurrent_histories_are_linearizable() {
                             while ready.load(SeqCst) < THREADS as u64 {
                                 std::thread::yield_now();
                             }
-                            worker(memo, t, round * 7919 + t as u64 + 1, keys, seen)
+                            worker(memo, t, round * 7919 + t as u64 + 1, keys, atomic, seen)
                         })
                     })
                     .collect();
@@ -585,8 +773,16 @@ fn concurrent_histories_are_linearizable() {
                 .count();
             refreshes += stats.refreshes_started;
             refreshes_detached += stats.refreshes_detached;
+            iters += history.iter().filter(|e| e.op == Op::Iter).count();
+            sweeps += history
+                .iter()
+                .filter(|e| matches!(e.op, Op::Sweep { .. }))
+                .count();
+            swept += stats.invalidated;
             assert!(
-                linearizable(&history, keys as usize),
+                resolutions(&history)
+                    .iter()
+                    .any(|h| linearizable(h, keys as usize)),
                 "round {round}: not linearizable:\n{history:#?}"
             );
         }
@@ -594,7 +790,8 @@ fn concurrent_histories_are_linearizable() {
             "linearizability: {rounds} rounds, {overlapping} with overlapping operations, \
              {flights} get_or_init or refresh calls that joined or hit ({joins} joined a \
              flight), {detached} flights detached while in progress; {refreshes} refreshes \
-             started, {refreshes_detached} detached"
+             started, {refreshes_detached} detached; {iters} iter, {sweeps} invalidate_if \
+             ({swept} entries invalidated in all)"
         );
         let _ = tx.send(());
     });
@@ -788,4 +985,76 @@ fn the_checker_rejects_what_the_spec_forbids() {
     let mut told_stale = replaced;
     told_stale[2].ret = Ret::Replaced(Err(Some(epochs[0])));
     assert!(!linearizable(&told_stale, 1));
+
+    // invalidate_if: a replacement stored between the snapshot and the delete survives.
+    let shown = |k: usize, seen| {
+        let mut shown: Shown = [None; 2];
+        shown[k] = Some(seen);
+        Ret::Shown(shown)
+    };
+    let sweep = |scope| Op::Sweep { scope };
+    let delete = |key| Op::SweepDelete { key, sweep: 2 };
+    let survives = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, sweep(Some(0)), shown(0, Seen::Entry(1, epochs[0]))),
+        ev(0, 4, 5, Op::Insert(0, 2), Ret::Epoch(epochs[1])),
+        ev(1, 6, 7, delete(0), Ret::Bool(false)),
+        ev(0, 8, 9, Op::Get(0), Ret::Entry(Some((2, epochs[1])))),
+    ];
+    assert!(linearizable(&survives, 1));
+    let mut deleted_the_replacement = survives;
+    deleted_the_replacement[3].ret = Ret::Bool(true);
+    deleted_the_replacement[4].ret = Ret::Entry(None);
+    assert!(!linearizable(&deleted_the_replacement, 1));
+    // A flight shown to the predicate that commits before the delete is removed with it...
+    let committed_then_swept = [
+        ev(0, 0, 1, claim(5, epochs[0], false), Ret::Unit),
+        ev(1, 2, 3, sweep(None), shown(0, Seen::Flight)),
+        ev(0, 4, 5, Op::Commit(0, 5, epochs[0]), Ret::Unit),
+        ev(1, 6, 7, delete(0), Ret::Bool(true)),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(None)),
+    ];
+    assert!(linearizable(&committed_then_swept, 1));
+    // ...and one deleted before its commit never commits.
+    let resurrected_flight = [
+        ev(0, 0, 1, claim(5, epochs[0], false), Ret::Unit),
+        ev(1, 2, 3, sweep(None), shown(0, Seen::Flight)),
+        ev(1, 4, 5, delete(0), Ret::Bool(true)),
+        ev(0, 6, 7, Op::Commit(0, 5, epochs[0]), Ret::Unit),
+        ev(2, 8, 9, Op::Get(0), Ret::Entry(Some((5, epochs[0])))),
+    ];
+    assert!(!linearizable(&resurrected_flight, 1));
+    // A sweep shown an entry that was already gone: rejected.
+    let ghost = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(0, 2, 3, Op::Remove(0), Ret::Entry(Some((1, epochs[0])))),
+        ev(1, 4, 5, sweep(None), shown(0, Seen::Entry(1, epochs[0]))),
+    ];
+    assert!(!linearizable(&ghost, 1));
+    // iter is one snapshot: it may not see a later insert of key 1 but miss an earlier one of
+    // key 0 (both inserts before it, the second after the first).
+    let torn = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(0, 2, 3, Op::Insert(1, 2), Ret::Epoch(epochs[1])),
+        ev(1, 4, 5, Op::Iter, shown(1, Seen::Entry(2, epochs[1]))),
+    ];
+    assert!(!linearizable(&torn, 2));
+    let mut whole = torn;
+    whole[2].ret = Ret::Shown([
+        Some(Seen::Entry(1, epochs[0])),
+        Some(Seen::Entry(2, epochs[1])),
+    ]);
+    assert!(linearizable(&whole, 2));
+    // A count of 1 over two deletes stands for two histories.
+    let two_items = [
+        ev(1, 2, 3, sweep(None), Ret::Shown([None; 2])),
+        ev(1, 4, 5, delete(0), Ret::Removed(1)),
+        ev(1, 6, 7, delete(1), Ret::Removed(1)),
+    ];
+    let ways = resolutions(&two_items);
+    assert_eq!(ways.len(), 2);
+    assert!(
+        ways.iter()
+            .all(|h| h.iter().filter(|e| e.ret == Ret::Bool(true)).count() == 1)
+    );
 }

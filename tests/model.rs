@@ -2,7 +2,9 @@
 //! `get_or_try_init` and `refresh` / `try_refresh` / `refresh_if` calls whose init is ready at once, pending
 //! behind a gate, failing or panicking, polled by hand and cancelled at any poll; `insert`;
 //! `replace` with the current and older epochs; `invalidate` with the current and older epochs
-//! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; clock advances
+//! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; `iter`;
+//! `invalidate_if` with predicates by key parity, flights only, entries only, all, and one that
+//! re-enters the memo to insert a replacement for what it judges; clock advances
 //! with a time to live and a time to idle; capacity pressure — checked step by step against a
 //! sequential model of the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
 //! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
@@ -12,7 +14,7 @@
 
 mod model_ops;
 
-use model_ops::{Config, Init, KEYS, Kind, Op, Outcome};
+use model_ops::{Config, Init, KEYS, Kind, Op, Outcome, Pred};
 use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = u8> {
@@ -61,6 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => key().prop_map(|key| Op::Refreshing { key }),
         2 => (1..3u8).prop_map(|secs| Op::Advance { secs }),
         1 => Just(Op::PurgeExpired),
+        1 => Just(Op::Iter),
+        2 => prop::sample::select(&Pred::ALL[..]).prop_map(|pred| Op::InvalidateIf { pred }),
     ]
 }
 
@@ -199,4 +203,71 @@ fn a_known_refresh_sequence_passes() {
         tti: None,
     };
     model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The interpreter's inspect side: `iter` beside a flight and a refresh; `invalidate_if` of
+/// flights only (the flight detached: it never commits, its caller still gets its value), of
+/// entries only (the refresh detached with its entry), by key parity, and re-entrant (the
+/// replacement inserted from the predicate survives, the judged entry is reported `Replaced`);
+/// then `iter` again, and an expired entry neither listed nor shown.
+#[test]
+fn a_known_inspect_sequence_passes() {
+    model_ops::quiet_injected_panics(false);
+    let call = |key, kind, init| Op::Call { key, kind, init };
+    let sweep = |pred| Op::InvalidateIf { pred };
+    let ops = [
+        Op::Insert { key: 0 },
+        Op::Insert { key: 1 },
+        call(2, Kind::Plain, Init::Gated),
+        call(0, Kind::Refresh, Init::Gated),
+        Op::Iter,
+        sweep(Pred::Flights),
+        Op::Open {
+            gate: 0,
+            outcome: Outcome::Value,
+        },
+        Op::Open {
+            gate: 0,
+            outcome: Outcome::Value,
+        },
+        Op::Poll { call: 0 },
+        Op::Poll { call: 0 },
+        Op::Iter,
+        call(0, Kind::Refresh, Init::Gated),
+        sweep(Pred::Entries),
+        Op::Open {
+            gate: 0,
+            outcome: Outcome::Value,
+        },
+        Op::Poll { call: 0 },
+        Op::Insert { key: 0 },
+        Op::Insert { key: 1 },
+        call(2, Kind::Plain, Init::Gated),
+        sweep(Pred::Reenter),
+        Op::Iter,
+        Op::Insert { key: 2 },
+        sweep(Pred::OddKeys),
+        sweep(Pred::EvenKeys),
+        Op::Insert { key: 0 },
+        Op::Advance { secs: 2 },
+        Op::Insert { key: 1 },
+        Op::Iter,
+        sweep(Pred::All),
+        Op::Iter,
+    ];
+    model_ops::run(Config::PLAIN, &ops).unwrap_or_else(|e| panic!("{e}"));
+    for config in [
+        Config {
+            capacity: Some(2),
+            ttl: Some(2),
+            tti: None,
+        },
+        Config {
+            capacity: Some(1),
+            ttl: None,
+            tti: Some(1),
+        },
+    ] {
+        model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
+    }
 }

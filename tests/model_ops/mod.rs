@@ -161,6 +161,58 @@ pub enum Op {
         secs: u8,
     },
     PurgeExpired,
+    /// `iter()`: the sorted snapshot must be exactly the model's ready, unexpired entries (the
+    /// memo is quiet and has one shard), and iterating is not a read.
+    Iter,
+    /// `invalidate_if(predicate)`: the predicate must be shown exactly the model's ready,
+    /// unexpired entries (`Some`) and the flights of keys with no entry (`None`), once each.
+    InvalidateIf {
+        pred: Pred,
+    },
+}
+
+/// The predicates of [`Op::InvalidateIf`]: deterministic, by what they are shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pred {
+    /// Keys 0, 2, ...
+    EvenKeys,
+    /// Keys 1, 3, ...
+    OddKeys,
+    /// Flights only (shown `None`).
+    Flights,
+    /// Ready entries only (shown `Some`).
+    Entries,
+    All,
+    /// Chooses everything, and for an odd key first inserts a replacement from inside the
+    /// predicate (re-entrant): the replacement must survive (the entry judged is gone, so the
+    /// compare-and-delete finds a newer epoch), the judged entry is reported `Replaced`.
+    Reenter,
+}
+
+impl Pred {
+    pub const ALL: [Pred; 6] = [
+        Pred::EvenKeys,
+        Pred::OddKeys,
+        Pred::Flights,
+        Pred::Entries,
+        Pred::All,
+        Pred::Reenter,
+    ];
+
+    fn chooses(self, key: u8, entry: bool) -> bool {
+        match self {
+            Pred::EvenKeys => key % 2 == 0,
+            Pred::OddKeys => key % 2 == 1,
+            Pred::Flights => !entry,
+            Pred::Entries => entry,
+            Pred::All | Pred::Reenter => true,
+        }
+    }
+
+    /// Whether the predicate inserts a replacement for `key` before answering.
+    fn replaces(self, key: u8) -> bool {
+        self == Pred::Reenter && key % 2 == 1
+    }
 }
 
 /// How the memo is built. Always one shard (so eviction is per memo) and a removal listener.
@@ -181,7 +233,9 @@ impl Config {
     };
 }
 
-/// Decodes a fuzzer's bytes: two bytes of config, then two bytes per op.
+/// Decodes a fuzzer's bytes: two bytes of config, then two bytes per op: the first byte's
+/// low nibble is the op code (its high nibble picks the inspect ops under code 15), the second
+/// its operands.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let opt = |b: u8| (b % 5 != 0).then_some(b % 5);
@@ -247,6 +301,12 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
                 13 if twin => Op::Refreshing { key },
                 13 => Op::Epoch { key },
                 14 => Op::Advance { secs: b % 4 },
+                // Code 15 with a high nibble 1 (mod 4) or 2-3 (mod 4): the inspect ops, added
+                // later; a plain 15 (and the committed seeds' 0x0f) stays `PurgeExpired`.
+                15 if a / 16 % 4 == 1 => Op::Iter,
+                15 if a / 16 % 4 >= 2 => Op::InvalidateIf {
+                    pred: Pred::ALL[usize::from(b % 6)],
+                },
                 _ => Op::PurgeExpired,
             }
         })
@@ -1026,6 +1086,52 @@ impl Model {
         }
     }
 
+    /// `invalidate(key, epoch)`: compare-and-delete of the entry, the flight, or the refresh
+    /// beside the entry (the entry stays); an expired entry is purged instead.
+    fn invalidate(&mut self, key: u8, epoch: Epoch) -> bool {
+        match self.slots.get(&key).copied() {
+            Some(
+                s @ Slot::Ready {
+                    epoch: e, refresh, ..
+                },
+            ) => {
+                if self.expired(&s) {
+                    self.vacate(key, RemovalCause::Expired);
+                    false
+                } else if e == epoch {
+                    self.vacate(key, RemovalCause::Invalidated);
+                    true
+                } else if let Some(r) = refresh.filter(|&r| self.flights[r].epoch == epoch) {
+                    // The refresh only: the entry stays.
+                    self.free(r);
+                    true
+                } else {
+                    false
+                }
+            }
+            Some(Slot::Flight(f)) if self.flights[f].epoch == epoch => {
+                self.vacate(key, RemovalCause::Invalidated);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// What `iter` and `invalidate_if` must show: every ready, unexpired entry (`Some((value
+    /// id, epoch))`) and every flight of a key with no entry (`None`, only if `flights`).
+    fn snapshot(&self, flights: bool) -> BTreeMap<u8, Option<(u64, Epoch)>> {
+        self.slots
+            .iter()
+            .filter_map(|(&key, slot)| match *slot {
+                Slot::Ready { epoch, id, .. } if !self.expired(slot) => {
+                    Some((key, Some((id, epoch))))
+                }
+                Slot::Ready { .. } => None,
+                Slot::Flight(_) => flights.then_some((key, None)),
+            })
+            .collect()
+    }
+
     /// Call `c` is dropped.
     fn drop_call(&mut self, c: usize) {
         if let CState::Joined { flight: f, .. } = self.calls[c].state {
@@ -1128,7 +1234,7 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
         let _ = write!(trace, "{i:>3}: {op:?}");
         let len_before = memo.len();
         model.stored = false;
-        let note = apply(op, &memo, &clock, &live, &runs, &mut model, &mut real)?;
+        let note = apply(op, &memo, &log, &clock, &live, &runs, &mut model, &mut real)?;
         let _ = writeln!(trace, "  => {note}");
         check(&memo, &log, &live, &runs, &mut model, &real, len_before)?;
     }
@@ -1148,6 +1254,7 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
     apply(
         Op::InvalidateAll,
         &memo,
+        &log,
         &clock,
         &live,
         &runs,
@@ -1171,9 +1278,11 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
 }
 
 /// Performs `op` on the memo and on the model; returns a note for the trace.
+#[allow(clippy::too_many_arguments)]
 fn apply<'m>(
     op: Op,
     memo: &'m AsyncMemo<u8, Val>,
+    log: &Log,
     clock: &ManualClock,
     live: &Arc<Live>,
     runs: &Arc<Mutex<Vec<InitRun>>>,
@@ -1373,32 +1482,7 @@ fn apply<'m>(
                 return Ok("no epoch to use".into());
             };
             let got = memo.invalidate(&key, epoch);
-            let want = match model.slots.get(&key).copied() {
-                Some(
-                    s @ Slot::Ready {
-                        epoch: e, refresh, ..
-                    },
-                ) => {
-                    if model.expired(&s) {
-                        model.vacate(key, RemovalCause::Expired);
-                        false
-                    } else if e == epoch {
-                        model.vacate(key, RemovalCause::Invalidated);
-                        true
-                    } else if let Some(r) = refresh.filter(|&r| model.flights[r].epoch == epoch) {
-                        // The refresh only: the entry stays.
-                        model.free(r);
-                        true
-                    } else {
-                        false
-                    }
-                }
-                Some(Slot::Flight(f)) if model.flights[f].epoch == epoch => {
-                    model.vacate(key, RemovalCause::Invalidated);
-                    true
-                }
-                _ => false,
-            };
+            let want = model.invalidate(key, epoch);
             if got != want {
                 return Err(format!(
                     "invalidate({key}, {epoch}) returned {got}, the model says {want}"
@@ -1502,7 +1586,152 @@ fn apply<'m>(
             }
             "purged".into()
         }
+        Op::Iter => {
+            let mut got: Vec<(u8, Option<(u64, Epoch)>)> = memo
+                .iter()
+                .map(|(key, entry)| (key, Some((entry.value().id, entry.epoch()))))
+                .collect();
+            got.sort();
+            let want: Vec<_> = model.snapshot(false).into_iter().collect();
+            if got != want {
+                return Err(format!("iter() yielded {got:?}, the model says {want:?}"));
+            }
+            format!("iter() = {got:?}")
+        }
+        Op::InvalidateIf { pred } => invalidate_if(pred, memo, log, live, model)?,
     })
+}
+
+/// What happened inside one `invalidate_if`, in order, as seen from its predicate.
+enum Step {
+    /// Removal reports made since the previous predicate call (or the start): those of the
+    /// previous chosen item's compare-and-delete.
+    Reports(Vec<Event>),
+    /// The predicate was shown `key` (an entry's value id and epoch, or a flight) and answered.
+    Judged {
+        key: u8,
+        shown: Option<(u64, Epoch)>,
+        chosen: bool,
+    },
+    /// The predicate inserted a replacement for `key` (value id, epoch) while the memo held
+    /// `len_before` entries; the insert made these reports.
+    Inserted {
+        key: u8,
+        id: u64,
+        epoch: Epoch,
+        len_before: usize,
+        reports: Vec<Event>,
+    },
+}
+
+/// [`Op::InvalidateIf`]: runs the real sweep, recording what its predicate was shown and did,
+/// then replays that on the model: each chosen item is `invalidate(key, epoch shown)` right
+/// after its predicate call, and the reports made between two predicate calls must be exactly
+/// the previous compare-and-delete's (or, after an insert, the insert's).
+fn invalidate_if(
+    pred: Pred,
+    memo: &AsyncMemo<u8, Val>,
+    log: &Log,
+    live: &Arc<Live>,
+    model: &mut Model,
+) -> Result<String, String> {
+    let want: Vec<_> = model.snapshot(true).into_iter().collect();
+    // The epoch of each flight shown (the predicate sees `None`; the sweep deletes by it).
+    let flight_epochs: BTreeMap<u8, Epoch> = model
+        .slots
+        .iter()
+        .filter_map(|(&key, slot)| match *slot {
+            Slot::Flight(f) => Some((key, model.flights[f].epoch)),
+            Slot::Ready { .. } => None,
+        })
+        .collect();
+    let mut steps = Vec::new();
+    let removed = memo.invalidate_if(|&key, entry| {
+        steps.push(Step::Reports(std::mem::take(&mut *log.lock().unwrap())));
+        let shown = entry.map(|e| (e.value().id, e.epoch()));
+        if pred.replaces(key) {
+            // Re-entrant: no lock is held while the predicate runs.
+            let len_before = memo.len();
+            let id = live.next_id.fetch_add(1, SeqCst);
+            let stored = memo.insert(key, Val::new(id, live)).unwrap();
+            steps.push(Step::Inserted {
+                key,
+                id,
+                epoch: stored.epoch(),
+                len_before,
+                reports: std::mem::take(&mut *log.lock().unwrap()),
+            });
+        }
+        let chosen = pred.chooses(key, shown.is_some());
+        steps.push(Step::Judged { key, shown, chosen });
+        chosen
+    });
+    let mut got: Vec<_> = steps
+        .iter()
+        .filter_map(|step| match *step {
+            Step::Judged { key, shown, .. } => Some((key, shown)),
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    if got != want {
+        return Err(format!(
+            "invalidate_if({pred:?}) showed its predicate {got:?}, the model says {want:?}"
+        ));
+    }
+    // Replay. The compare-and-delete of a chosen item runs after its predicate call, before
+    // the next one; the last one's reports are left in the log for `check`.
+    let mut chosen_item: Option<(u8, Option<(u64, Epoch)>)> = None;
+    let mut want_removed = 0;
+    let mut delete = |model: &mut Model, item: Option<(u8, Option<(u64, Epoch)>)>| {
+        if let Some((key, shown)) = item {
+            // The epoch the predicate was shown: the entry's, or the flight's.
+            let epoch = match shown {
+                Some((_, epoch)) => epoch,
+                None => flight_epochs[&key],
+            };
+            if model.invalidate(key, epoch) {
+                want_removed += 1;
+            }
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Reports(reports) => {
+                delete(model, chosen_item.take());
+                model.stored = false;
+                let len = model.ready_count();
+                absorb(model, reports, len)?;
+            }
+            Step::Inserted {
+                key,
+                id,
+                epoch,
+                len_before,
+                reports,
+            } => {
+                model.see_epoch(key, epoch)?;
+                model.vacate(key, RemovalCause::Replaced);
+                let slot = model.ready(key, epoch, id);
+                model.slots.insert(key, slot);
+                model.stored = true;
+                absorb(model, reports, len_before)?;
+            }
+            Step::Judged { key, shown, chosen } => {
+                if chosen {
+                    chosen_item = Some((key, shown));
+                }
+            }
+        }
+    }
+    delete(model, chosen_item.take());
+    model.stored = false;
+    if removed != want_removed {
+        return Err(format!(
+            "invalidate_if({pred:?}) removed {removed}, the model says {want_removed}"
+        ));
+    }
+    Ok(format!("invalidate_if({pred:?}) = {removed} of {got:?}"))
 }
 
 /// The epoch of the flight a `refresh` call just created for `key`, read back by its init
@@ -1606,46 +1835,8 @@ fn check(
     }
     // Removals.
     let events = std::mem::take(&mut *log.lock().unwrap());
-    let mut evicted = 0;
-    for event @ (key, epoch, cause, id) in events {
-        if !model.reported.insert(epoch) {
-            return Err(format!("{event:?}: epoch {epoch} reported twice"));
-        }
-        *model.removals.entry(cause).or_default() += 1;
-        if let Some(i) = model.expected.iter().position(|e| *e == event) {
-            model.expected.remove(i);
-            continue;
-        }
-        let slot = model.slots.get(&key).copied();
-        let holds =
-            matches!(slot, Some(Slot::Ready { epoch: e, id: v, .. }) if e == epoch && v == id);
-        let ok = match cause {
-            RemovalCause::Expired => holds && model.expired(&slot.unwrap()),
-            RemovalCause::Evicted => holds && model.stored && model.config.capacity.is_some(),
-            _ => false,
-        };
-        if !ok {
-            return Err(format!(
-                "unexpected removal report {event:?}; the key holds {slot:?}, the op stored: {}",
-                model.stored
-            ));
-        }
-        if cause == RemovalCause::Evicted {
-            evicted += 1;
-        }
-        model.take_slot(key);
-    }
-    if !model.expected.is_empty() {
-        return Err(format!("removals not reported: {:?}", model.expected));
-    }
-    // Evictions only when full, and no more than needed.
+    absorb(model, events, len_before)?;
     if let Some(capacity) = model.config.capacity {
-        let room = usize::from(capacity).saturating_sub(len_before);
-        if evicted > usize::from(room == 0) {
-            return Err(format!(
-                "{evicted} evicted with room for {room} more (len before: {len_before})"
-            ));
-        }
         if memo.len() > usize::from(capacity) {
             return Err(format!("len {} above the capacity {capacity}", memo.len()));
         }
@@ -1657,6 +1848,17 @@ fn check(
             model.ready_count(),
             model.slots
         ));
+    }
+    // Every entry weighs 1 (no weigher): the weighted size is the length, bounded or not.
+    if memo.weighted_size() != model.ready_count() as u64 {
+        return Err(format!(
+            "weighted_size {} but the model holds {} ready entries",
+            memo.weighted_size(),
+            model.ready_count()
+        ));
+    }
+    if memo.max_capacity() != model.config.capacity.map(u64::from) {
+        return Err(format!("max_capacity {:?}", memo.max_capacity()));
     }
     // The refresh in flight beside each entry.
     for key in 0..KEYS {
@@ -1767,6 +1969,55 @@ fn check(
     ];
     if got != want {
         return Err(format!("stats by cause {got:?}, the listener saw {want:?}"));
+    }
+    Ok(())
+}
+
+/// Matches removal reports against the model: each one the op was expected to make (then none
+/// may be missing), or an expiry of an expired entry, or (by an op that stored an entry, in a
+/// full bounded memo) an eviction of a ready entry; `len_before` is the memo's length before the
+/// reports' cause ran.
+fn absorb(model: &mut Model, events: Vec<Event>, len_before: usize) -> Result<(), String> {
+    let mut evicted = 0;
+    for event @ (key, epoch, cause, id) in events {
+        if !model.reported.insert(epoch) {
+            return Err(format!("{event:?}: epoch {epoch} reported twice"));
+        }
+        *model.removals.entry(cause).or_default() += 1;
+        if let Some(i) = model.expected.iter().position(|e| *e == event) {
+            model.expected.remove(i);
+            continue;
+        }
+        let slot = model.slots.get(&key).copied();
+        let holds =
+            matches!(slot, Some(Slot::Ready { epoch: e, id: v, .. }) if e == epoch && v == id);
+        let ok = match cause {
+            RemovalCause::Expired => holds && model.expired(&slot.unwrap()),
+            RemovalCause::Evicted => holds && model.stored && model.config.capacity.is_some(),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "unexpected removal report {event:?}; the key holds {slot:?}, the op stored: {}",
+                model.stored
+            ));
+        }
+        if cause == RemovalCause::Evicted {
+            evicted += 1;
+        }
+        model.take_slot(key);
+    }
+    if !model.expected.is_empty() {
+        return Err(format!("removals not reported: {:?}", model.expected));
+    }
+    // Evictions only when full, and no more than needed.
+    if let Some(capacity) = model.config.capacity {
+        let room = usize::from(capacity).saturating_sub(len_before);
+        if evicted > usize::from(room == 0) {
+            return Err(format!(
+                "{evicted} evicted with room for {room} more (len before: {len_before})"
+            ));
+        }
     }
     Ok(())
 }
