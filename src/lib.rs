@@ -134,8 +134,9 @@
 //!     [`replace`](AsyncMemo::replace) detach it too.
 //! 17. **A failed refresh changes nothing.** An error or panic in a refresh leaves `E` in place
 //!     and served; an error goes to the refresh's callers as one shared `Arc<E>`, a panic as 7
-//!     says; the next refresh starts anew. Cancellation is as 6 says: when the last caller of a
-//!     refresh is dropped its future is dropped, and `E` is untouched.
+//!     says; the next refresh starts anew. A refresh whose value is too heavy to be stored (14)
+//!     is detached instead of committed: `E` stays too. Cancellation is as 6 says: when the last
+//!     caller of a refresh is dropped its future is dropped, and `E` is untouched.
 //! 18. **Time.** An entry past its time to live or idle is never served, refresh or not, and its
 //!     expiry detaches its refresh: a read after `E` expired starts a new flight and never joins
 //!     `E`'s refresh (Guava joins, and hangs on a stuck reload). A refreshed entry's time to live

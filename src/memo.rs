@@ -470,7 +470,8 @@ where
     /// [`insert`](Self::insert) says so in its result. A flight's value that is too heavy still
     /// goes to every caller of the flight, and the key is left empty ([`epoch`](Self::epoch)
     /// returns `None`): compare the weight with this bound, or `epoch(k)` with the entry's, to
-    /// tell. An entry of weight 0 counts for nothing against the bound: it is stored at any
+    /// tell. A refresh or [`replace`](Self::replace) that is too heavy changes nothing instead:
+    /// the entry it would have replaced stays. An entry of weight 0 counts for nothing against the bound: it is stored at any
     /// capacity, 0 included, and never makes room by evicting (the policy may still evict it
     /// when making room for others).
     ///

@@ -207,6 +207,12 @@ where
         (hash >> 32) as usize & self.mask
     }
 
+    /// Whether a value of `weight` is too heavy to be stored (heavier than `max_capacity`).
+    pub(crate) fn refused(&self, weight: u32) -> bool {
+        self.max_capacity()
+            .is_some_and(|max| u64::from(weight) > max)
+    }
+
     /// The bound on the total weight (`max_capacity`), if the memo is bounded.
     pub(crate) fn max_capacity(&self) -> Option<u64> {
         self.budget.as_ref().map(|budget| budget.total())
@@ -458,6 +464,20 @@ where
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
+        if flight.refreshes().is_some() && self.refused(admission.weight) {
+            // A refresh that could not be stored changes nothing: its entry stays, served (its
+            // callers still receive the value), as after a failed refresh.
+            let hash = self.hash(key);
+            let detached = self
+                .shard(hash)
+                .map
+                .write()
+                .remove_flight(hash, key, flight);
+            debug_assert!(detached.is_none(), "a refresh is not in its key's slot");
+            bump(&self.counters.detached);
+            bump(&self.counters.refresh_detached);
+            return Removals::new();
+        }
         let entry = Entry::new(value.clone(), flight.epoch());
         // A refresh reports the entry it replaces: clone the key before locking (user code).
         let owned = flight.refreshes().map(|_| key.to_owned());

@@ -512,3 +512,24 @@ fn refresh_invalidation_race_a_refresh_committing_during_invalidate_is_invalidat
         assert_eq!(now, Some(old.epoch()), "detached: the entry stays");
     }
 }
+
+/// A refresh whose value is heavier than `max_capacity` is not stored (semantics 14) and, unlike
+/// a plain commit, does not leave the key empty: the entry it refreshed stays served.
+#[test]
+fn a_refresh_too_heavy_to_store_leaves_its_entry() {
+    let memo: AsyncMemo<&str, Vec<u8>> = AsyncMemo::builder()
+        .max_capacity(10)
+        .weigher(|_, v: &Vec<u8>| v.len() as u32)
+        .build();
+    let old = memo.insert("k", vec![0; 5]).unwrap();
+    let heavy = futures::executor::block_on(memo.refresh("k", || async { vec![0; 20] }));
+    assert_eq!(heavy.value().len(), 20, "its callers still receive it");
+    assert_eq!(
+        memo.get("k").map(|e| e.epoch()),
+        Some(old.epoch()),
+        "the entry stays"
+    );
+    assert_eq!(memo.refreshing("k"), None);
+    let stats = memo.stats();
+    assert_eq!((stats.refreshes_detached, stats.evicted), (1, 0));
+}

@@ -65,10 +65,7 @@ where
         value: V,
     ) -> Result<Epoch, Option<Epoch>> {
         let admission = self.measure.measure(Some(&key), &value);
-        if self
-            .max_capacity()
-            .is_some_and(|max| u64::from(admission.weight) > max)
-        {
+        if self.refused(admission.weight) {
             // Refused: a swap must change nothing when it does not store (semantics 19).
             return Err(self.epoch(&key));
         }
