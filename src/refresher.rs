@@ -37,15 +37,19 @@ where
     let Some(flight) = table.begin_auto_refresh(key, of) else {
         return;
     };
+    // Everything that runs user code (`init`, `Clone` of the key) runs while the guard is armed:
+    // a panic there fails and detaches the refresh instead of leaving it attached, parked, with
+    // a caller that no longer exists.
     let guard = Abort::arm(table, key, &flight);
     let measure = table.measure().clone();
     let owned = measure.needs_key().then(|| key.to_owned());
+    let task_key = key.to_owned();
     let future = init.start(flight.epoch(), None, measure, owned);
     flight.hand_off(future);
     guard.disarm();
     // If the spawner drops the task, or panics, the task's call is dropped: as the refresh's
     // last caller it abandons the refresh, and the entry stays.
-    (rule.spawn)((rule.launch)(Arc::clone(table), key.to_owned(), flight));
+    (rule.spawn)((rule.launch)(Arc::clone(table), task_key, flight));
 }
 
 /// The task that drives a handed-off refresh flight to its end. Instantiated by the builder,

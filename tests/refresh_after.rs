@@ -319,3 +319,48 @@ fn hand_off_race_a_refresh_joined_before_the_hand_off_is_woken_and_drives_it() {
     assert_eq!(memo.refreshing("k"), None);
     assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
 }
+
+/// A key whose `Clone` panics while a stale read hands its refresh to the spawner: the panic
+/// reaches that reader and the refresh is failed and detached, not left attached with a caller
+/// that no longer exists (which blocked every later automatic refresh of the entry).
+#[test]
+fn a_key_clone_panicking_during_the_hand_off_detaches_the_refresh() {
+    use std::sync::atomic::AtomicBool;
+    static CLONE_PANICS: AtomicBool = AtomicBool::new(false);
+    #[derive(PartialEq, Eq, Hash, Debug)]
+    struct Key(u8);
+    impl Clone for Key {
+        fn clone(&self) -> Self {
+            assert!(!CLONE_PANICS.load(Ordering::SeqCst), "Key::clone panicked");
+            Key(self.0)
+        }
+    }
+    let (queue, clock) = (Queue::default(), ManualClock::new());
+    let memo: AsyncMemo<Key, u32> = AsyncMemo::builder()
+        .refresh_after(secs(60), queue.spawner())
+        .clock(clock.clone())
+        .build();
+    let first = block_on(memo.get_or_init(Key(1), || async { 1 }));
+    clock.advance(secs(60));
+    CLONE_PANICS.store(true, Ordering::SeqCst);
+    let stale = catch_unwind(AssertUnwindSafe(|| {
+        block_on(memo.get_or_init_by_ref(&Key(1), || async { 2 }))
+    }));
+    CLONE_PANICS.store(false, Ordering::SeqCst);
+    assert!(
+        stale.is_err(),
+        "the panic reaches the reader that started the refresh"
+    );
+    assert_eq!(memo.refreshing(&Key(1)), None, "the refresh was detached");
+    assert_eq!(queue.len(), 0);
+    assert_eq!(memo.get(&Key(1)).map(|e| e.epoch()), Some(first.epoch()));
+    clock.advance(secs(60));
+    block_on(memo.get_or_init(Key(1), || async { 3 }));
+    assert_eq!(
+        queue.len(),
+        1,
+        "the next interval starts a new automatic refresh"
+    );
+    queue.run_all();
+    assert_eq!(memo.get(&Key(1)).map(|e| *e.value()), Some(3));
+}
