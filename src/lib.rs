@@ -79,8 +79,11 @@
 //!    method of the memo — on other keys, or on the same key from another task — without
 //!    deadlock: no lock is held across `.await`, user code or [`Waker::wake`](std::task::Waker::wake), and displaced keys,
 //!    values and futures are dropped after locks are released. The one exception is `Clone` of
-//!    `V`, which a hit runs under a shard read lock: **`V::clone` must not call the memo.** (The
-//!    `Hash` and `Eq` of `K`, as in every map, also run under the lock.)
+//!    `V` (and of `K`), which a hit runs under a shard read lock — so do
+//!    [`iter`](AsyncMemo::iter) and [`invalidate_if`](AsyncMemo::invalidate_if) while copying a
+//!    shard, and [`refresh_if`](AsyncMemo::refresh_if) while copying the entry it hands its
+//!    `init`: **`Clone` of `K` and `V` must not call the memo.** (The `Hash` and `Eq` of `K`, as
+//!    in every map, also run under the lock.)
 //!
 //!    A flight that awaits its own key can never finish. When it does so on the thread that is
 //!    polling it, the inner call panics with a clear message and the key is freed. Awaiting one's
