@@ -81,8 +81,8 @@
 //!    values and futures are dropped after locks are released. The one exception is `Clone` of
 //!    `V` (and of `K`), which a hit runs under a shard read lock — so do
 //!    [`iter`](AsyncMemo::iter) and [`invalidate_if`](AsyncMemo::invalidate_if) while copying a
-//!    shard, and [`refresh_if`](AsyncMemo::refresh_if) while copying the entry it hands its
-//!    `init`: **`Clone` of `K` and `V` must not call the memo.** (The `Hash` and `Eq` of `K`, as
+//!    shard, and [`refresh_if`](AsyncMemo::refresh_if), under the write lock, while copying the
+//!    entry it hands its `init`: **`Clone` of `K` and `V` must not call the memo.** (The `Hash` and `Eq` of `K`, as
 //!    in every map, also run under the lock.)
 //!
 //!    A flight that awaits its own key can never finish. When it does so on the thread that is
