@@ -564,6 +564,11 @@ where
     ///   entry start a refresh unless one is in flight; `Duration::MAX` never fires.
     /// - If `spawn` drops the task (a runtime shutting down, say) or panics, the refresh is
     ///   abandoned, as if its last caller went away, and the entry stays.
+    /// - Cost: a memo with `refresh_after` reads its clock on every get-or-init read (to find
+    ///   stale entries), as an expiring memo does. An entry keeps its due tick in the word a
+    ///   [`time_to_idle`](Self::time_to_idle) memo uses for the last read, so it costs no
+    ///   memory; with a time to idle as well, the due tick is kept beside the entry, in its
+    ///   shard (about 20 more bytes an entry, and one more lookup on each such read).
     ///
     /// Inspired by Caffeine's `refreshAfterWrite`, which takes an `Executor` for the same reason.
     ///

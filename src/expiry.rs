@@ -2,7 +2,13 @@
 //!
 //! An entry expires at the earliest of its time-to-live deadline, its `expire_after` deadline
 //! (both fixed at commit) and, with a time to idle, its last read plus that time. Reads move the
-//! last-read tick with a relaxed store under the shard *read* lock. The shard keeps a min-heap of
+//! last-read tick with a relaxed store under the shard *read* lock.
+//!
+//! An entry keeps two words of time, not three: its fixed deadline, and a second word whose
+//! meaning the memo fixes when it is built ([`Layout`]): the last read (time to idle), or the
+//! tick its automatic refresh is due (`refresh_after`). A memo with both keeps the due tick in
+//! the shard's side table of refreshes instead (`shard/refreshes.rs`), so that the common
+//! layouts stay small (issue 14: 56 bytes a `u64 -> u64` bucket). The shard keeps a min-heap of
 //! deadlines; a token popped from it is stale if its entry is gone, or early if a read moved the
 //! entry's idle deadline, and is then dropped or pushed back.
 
@@ -36,18 +42,44 @@ impl ExpiryRules {
     }
 }
 
-/// The current time and the idle rule, as one operation sees them.
+/// What an entry's second word of time holds; fixed per memo when it is built.
+///
+/// Invariant: with a time to idle the layout is never `Refresh` (the word is the last read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// No automatic refresh: the word is the last read (with a time to idle) or unused.
+    Plain,
+    /// Automatic refresh, no time to idle: the word is the tick the refresh is due.
+    Refresh,
+    /// Automatic refresh and a time to idle: the word is the last read, and the due tick lives
+    /// beside the entry, in the shard's side table of refreshes.
+    RefreshBeside,
+}
+
+impl Layout {
+    pub(crate) fn of(time_to_idle: Option<Duration>, refresh: bool) -> Self {
+        match (refresh, time_to_idle) {
+            (false, _) => Layout::Plain,
+            (true, None) => Layout::Refresh,
+            (true, Some(_)) => Layout::RefreshBeside,
+        }
+    }
+}
+
+/// The current time, the idle rule and the entries' layout, as one operation sees them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Moment {
     pub(crate) now: Tick,
     pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) layout: Layout,
 }
 
 impl Moment {
-    /// For memos without expiry: nothing ever expires.
+    /// For memos without expiry or refresh: nothing ever expires or falls due.
     pub(crate) const TIMELESS: Moment = Moment {
         now: Tick(0),
         time_to_idle: None,
+        layout: Layout::Plain,
     };
 }
 
@@ -55,21 +87,47 @@ impl Moment {
 #[derive(Debug)]
 pub(crate) struct Expiry {
     deadline: Tick,
-    last_read: AtomicU64,
+    /// The last read, the refresh due tick, or unused: as the memo's [`Layout`] says.
+    second: AtomicU64,
 }
 
 impl Expiry {
-    pub(crate) fn new(deadline: Tick, now: Tick) -> Self {
+    /// The times of an entry committed at `at` (`refresh_at` is `NEVER` without automatic
+    /// refresh, and is kept here only in the `Refresh` layout).
+    pub(crate) fn new(deadline: Tick, refresh_at: Tick, at: Moment) -> Self {
+        debug_assert!(
+            at.time_to_idle.is_none() || at.layout != Layout::Refresh,
+            "Layout invariant: with a time to idle the word is the last read"
+        );
+        let second = match at.layout {
+            Layout::Refresh => refresh_at,
+            Layout::Plain | Layout::RefreshBeside => at.now,
+        };
         Expiry {
             deadline,
-            last_read: AtomicU64::new(now.0),
+            second: AtomicU64::new(second.0),
         }
     }
 
     pub(crate) fn expires_at(&self, time_to_idle: Option<Duration>) -> Tick {
-        let idle =
-            time_to_idle.map_or(Tick::NEVER, |d| Tick(self.last_read.load(Relaxed)).after(d));
+        let idle = time_to_idle.map_or(Tick::NEVER, |d| Tick(self.second.load(Relaxed)).after(d));
         self.deadline.min(idle)
+    }
+
+    /// The tick the automatic refresh is due, in the `Refresh` layout (`NEVER` in `Plain`);
+    /// `None` in `RefreshBeside`, where the shard's side table keeps it.
+    #[inline]
+    pub(crate) fn refresh_at(&self, layout: Layout) -> Option<Tick> {
+        match layout {
+            Layout::Plain => Some(Tick::NEVER),
+            Layout::Refresh => Some(Tick(self.second.load(Relaxed))),
+            Layout::RefreshBeside => None,
+        }
+    }
+
+    /// Moves the refresh due tick (`Refresh` layout; write lock held).
+    pub(crate) fn set_refresh_at(&self, at: Tick) {
+        self.second.store(at.0, Relaxed);
     }
 
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
@@ -80,8 +138,8 @@ impl Expiry {
 
     /// Records a read at `at` (only time to idle cares).
     pub(crate) fn touch(&self, at: Moment) {
-        if at.time_to_idle.is_some() && self.last_read.load(Relaxed) < at.now.0 {
-            self.last_read.store(at.now.0, Relaxed);
+        if at.time_to_idle.is_some() && self.second.load(Relaxed) < at.now.0 {
+            self.second.store(at.now.0, Relaxed);
         }
     }
 }

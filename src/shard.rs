@@ -27,7 +27,7 @@ use hashbrown::HashTable;
 
 use crate::budget::Budget;
 use crate::clock::Tick;
-use crate::expiry::{Deadlines, Expiry, Moment};
+use crate::expiry::{Deadlines, Expiry, Layout, Moment};
 use crate::flight::Flight;
 use crate::policy::{Policy, Residency, Residents, Token};
 use crate::removal::Removals;
@@ -56,10 +56,8 @@ pub(crate) enum Slot<V> {
 pub(crate) struct Ready<V> {
     pub(crate) entry: Entry<V>,
     residency: Option<Residency>,
+    /// Its deadline, and its last read or refresh due tick (see [`Layout`]).
     expiry: Expiry,
-    /// When an automatic refresh is due ([`Tick::NEVER`] without `refresh_after`). Written only
-    /// under the shard write lock.
-    refresh_at: Tick,
 }
 
 impl<V> Ready<V> {
@@ -73,12 +71,6 @@ impl<V> Ready<V> {
 
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
         self.expiry.is_expired(at)
-    }
-
-    /// Whether an automatic refresh of this entry is due at `at`.
-    #[inline]
-    pub(crate) fn refresh_due(&self, at: Moment) -> bool {
-        at.now >= self.refresh_at
     }
 }
 
@@ -225,6 +217,42 @@ where
         self.table.find(hash, is_key(hash, key))
     }
 
+    /// Whether the automatic refresh of `ready` (the entry of `hash`) is due at `at`: never
+    /// without `refresh_after`.
+    #[inline]
+    pub(crate) fn refresh_due(&self, hash: u64, ready: &Ready<V>, at: Moment) -> bool {
+        at.now >= Self::refresh_at(&self.refreshes, hash, ready, at.layout)
+    }
+
+    /// When the automatic refresh of `ready` (the entry of `hash`) is due.
+    #[inline]
+    pub(super) fn refresh_at(
+        refreshes: &Refreshes<V>,
+        hash: u64,
+        ready: &Ready<V>,
+        layout: Layout,
+    ) -> Tick {
+        match ready.expiry.refresh_at(layout) {
+            Some(due) => due,
+            None => refreshes.due(hash, ready.entry.epoch()),
+        }
+    }
+
+    /// Moves the automatic refresh of `ready` (the entry of `hash`) to `due`.
+    fn set_refresh_at(
+        refreshes: &mut Refreshes<V>,
+        hash: u64,
+        ready: &Ready<V>,
+        due: Tick,
+        layout: Layout,
+    ) {
+        match layout {
+            Layout::Plain => {}
+            Layout::Refresh => ready.expiry.set_refresh_at(due),
+            Layout::RefreshBeside => refreshes.set_due(hash, ready.entry.epoch(), due),
+        }
+    }
+
     /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched
     /// (counted as read by the policy and for time to idle) if `read`.
     #[inline]
@@ -263,7 +291,7 @@ where
             hash,
             epoch: arrival.entry.epoch(),
         };
-        let ready = arrive(&mut self.policy, arrival, token, at);
+        let ready = arrive(&mut self.policy, &mut self.refreshes, arrival, token, at);
         let displaced = match self.table.find_entry(hash, is_key(hash, &key)) {
             Ok(mut found) => {
                 let old = std::mem::replace(&mut found.get_mut().slot, Slot::Ready(ready));
@@ -322,7 +350,7 @@ where
             hash,
             epoch: arrival.entry.epoch(),
         };
-        let ready = arrive(&mut self.policy, arrival, token, at);
+        let ready = arrive(&mut self.policy, &mut self.refreshes, arrival, token, at);
         let old = match std::mem::replace(&mut bucket.slot, Slot::Ready(ready)) {
             Slot::Flight(old) => old,
             #[cfg(not(async_memo_mutant = "commit_without_epoch_check"))]
@@ -376,6 +404,10 @@ where
                 },
             );
         }
+        debug_assert!(
+            self.refreshes.dues() <= self.ready,
+            "refreshes invariant 3: no due tick outlives its entry"
+        );
     }
 
     /// Takes the ready entry out of a bucket being removed or replaced, reporting it.
@@ -553,9 +585,11 @@ where
     }
 }
 
-/// A new ready entry: admitted by the policy (if the shard is bounded), with its expiry.
+/// A new ready entry: admitted by the policy (if the shard is bounded), with its expiry and,
+/// in the `RefreshBeside` layout, its refresh due tick kept beside it.
 fn arrive<V>(
     policy: &mut Option<Policy>,
+    refreshes: &mut Refreshes<V>,
     arrival: Arrival<V>,
     token: Token,
     at: Moment,
@@ -564,10 +598,12 @@ fn arrive<V>(
         Some(policy) => policy.admit(token, arrival.weight),
         None => None,
     };
+    if at.layout == Layout::RefreshBeside {
+        refreshes.set_due(token.hash, token.epoch, arrival.refresh_at);
+    }
     Ready {
-        expiry: Expiry::new(arrival.deadline, at.now),
+        expiry: Expiry::new(arrival.deadline, arrival.refresh_at, at),
         entry: arrival.entry,
         residency,
-        refresh_at: arrival.refresh_at,
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::budget::{self, Budget};
 use crate::clock::{Tick, Timer};
-use crate::expiry::{ExpiryRules, Moment};
+use crate::expiry::{ExpiryRules, Layout, Moment};
 use crate::flight::Flight;
 use crate::flight::Leave;
 use crate::removal::{Listener, Removals};
@@ -99,6 +99,8 @@ pub(crate) struct Table<K, V, S> {
     mask: usize,
     measure: Measure<K, V>,
     rules: ExpiryRules,
+    /// What an entry's second word of time holds (fixed by `rules` and `refresh`).
+    layout: Layout,
     timer: Option<Timer>,
     listener: Option<Listener<K, V>>,
     refresh: Option<RefreshRule<K, V, S>>,
@@ -144,6 +146,7 @@ impl<K, V, S> Table<K, V, S> {
                 refresh_after: settings.refresh_after,
             },
             rules: settings.rules,
+            layout: Layout::of(settings.rules.time_to_idle, settings.refresh.is_some()),
             timer: settings.timer,
             listener: settings.listener,
             refresh: settings.refresh,
@@ -175,6 +178,7 @@ impl<K, V, S> Table<K, V, S> {
             Some(timer) => Moment {
                 now: timer.now(),
                 time_to_idle: self.rules.time_to_idle,
+                layout: self.layout,
             },
             None => Moment::TIMELESS,
         }
@@ -340,8 +344,8 @@ where
                 Found::Ready(ready) => {
                     let entry = ready.entry.clone();
                     bump(&shard.hits);
-                    // `refresh_at` is `NEVER` without `refresh_after`: this is never true then.
-                    if ready.refresh_due(at) {
+                    // Never true without `refresh_after` (`Layout::Plain`).
+                    if map.refresh_due(hash, ready, at) {
                         return (Claim::Due(entry), Removals::new());
                     }
                     return (Claim::Hit(entry), Removals::new());
@@ -543,7 +547,7 @@ where
             self.shard(hash)
                 .map
                 .write()
-                .fail_refresh(hash, flight, retry);
+                .fail_refresh(hash, flight, retry, self.layout);
             bump(&self.counters.refresh_failed);
             return;
         }

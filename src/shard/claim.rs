@@ -76,7 +76,8 @@ where
             (Slot::Ready(ready), Want::Get) if !ready.is_expired(at) => {
                 ready.touch(at);
                 let entry = ready.entry.clone();
-                let claim = if ready.refresh_due(at) {
+                let due = Self::refresh_at(&self.refreshes, hash, ready, at.layout);
+                let claim = if at.now >= due {
                     Claim::Due(entry)
                 } else {
                     Claim::Hit(entry)

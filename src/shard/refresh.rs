@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{Arrival, Bucket, Detached, ShardMap, Slot, arrive, is_key};
 use crate::clock::Tick;
-use crate::expiry::Moment;
+use crate::expiry::{Layout, Moment};
 use crate::flight::Flight;
 use crate::policy::Token;
 use crate::removal::Removals;
@@ -65,7 +65,7 @@ where
             hash,
             epoch: arrival.entry.epoch(),
         };
-        let ready = arrive(&mut self.policy, arrival, token, at);
+        let ready = arrive(&mut self.policy, &mut self.refreshes, arrival, token, at);
         let Slot::Ready(old) = std::mem::replace(&mut found.get_mut().slot, Slot::Ready(ready))
         else {
             unreachable!()
@@ -79,7 +79,13 @@ where
 
     /// A refresh failed or panicked: detaches it, and holds off the entry's next automatic
     /// refresh until `retry` (one attempt per interval while the source is down).
-    pub(crate) fn fail_refresh(&mut self, hash: u64, flight: &Arc<Flight<V>>, retry: Tick) {
+    pub(crate) fn fail_refresh(
+        &mut self,
+        hash: u64,
+        flight: &Arc<Flight<V>>,
+        retry: Tick,
+        layout: Layout,
+    ) {
         self.refreshes.detach_exact(hash, flight);
         let Some(of) = flight.refreshes() else {
             return;
@@ -92,7 +98,8 @@ where
             ..
         }) = entry
         {
-            ready.refresh_at = ready.refresh_at.max(retry);
+            let due = Self::refresh_at(&self.refreshes, hash, ready, layout);
+            Self::set_refresh_at(&mut self.refreshes, hash, ready, due.max(retry), layout);
         }
     }
 
@@ -151,10 +158,13 @@ where
         let Slot::Ready(ready) = &mut self.table.find_mut(hash, is_key(hash, key))?.slot else {
             return None;
         };
-        if ready.entry.epoch() != of || ready.is_expired(at) || !ready.refresh_due(at) {
+        if ready.entry.epoch() != of || ready.is_expired(at) {
             return None;
         }
-        ready.refresh_at = retry;
+        if at.now < Self::refresh_at(&self.refreshes, hash, ready, at.layout) {
+            return None;
+        }
+        Self::set_refresh_at(&mut self.refreshes, hash, ready, retry, at.layout);
         if self.refreshes.get(hash, of).is_some() {
             return None; // a manual refresh is already in flight
         }

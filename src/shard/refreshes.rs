@@ -12,12 +12,17 @@
 //! 2. A flight here has at least one caller holding it (flight invariant 1), so the handle this
 //!    table drops when it detaches one is never the last: no init future is dropped under the
 //!    shard lock.
+//! 3. In a memo with both a time to idle and automatic refresh (`Layout::RefreshBeside`), each
+//!    ready entry's refresh due tick is kept in `dues` under its hash and epoch, set when the
+//!    entry arrives and removed by the same `detach` that detaches its refresh: every path that
+//!    removes an entry calls it (shard invariant 6), so no due tick outlives its entry.
 
 use std::sync::Arc;
 
 use hashbrown::HashTable;
 
 use crate::Epoch;
+use crate::clock::Tick;
 use crate::flight::Flight;
 
 struct Refresh<V> {
@@ -31,15 +36,48 @@ impl<V> Refresh<V> {
     }
 }
 
+/// When the automatic refresh of the entry `(hash, of)` is due (invariant 3).
+struct Due {
+    hash: u64,
+    of: Epoch,
+    at: Tick,
+}
+
 /// The refresh flights of a shard, by the hash and epoch of the entry each refreshes.
 pub(crate) struct Refreshes<V> {
     table: HashTable<Refresh<V>>,
+    dues: HashTable<Due>,
 }
 
 impl<V> Refreshes<V> {
     pub(crate) const fn new() -> Self {
         Refreshes {
             table: HashTable::new(),
+            dues: HashTable::new(),
+        }
+    }
+
+    /// The tick the automatic refresh of the entry `(hash, of)` is due, kept beside it
+    /// (invariant 3); `NEVER` if none is kept.
+    pub(crate) fn due(&self, hash: u64, of: Epoch) -> Tick {
+        let found = self.dues.find(hash, |d| d.hash == hash && d.of == of);
+        found.map_or(Tick::NEVER, |d| d.at)
+    }
+
+    /// How many due ticks are kept (at most one per ready entry: invariant 3).
+    pub(crate) fn dues(&self) -> usize {
+        self.dues.len()
+    }
+
+    /// Keeps `at` as the due tick of the entry `(hash, of)` (invariant 3).
+    pub(crate) fn set_due(&mut self, hash: u64, of: Epoch, at: Tick) {
+        match self.dues.find_mut(hash, |d| d.hash == hash && d.of == of) {
+            Some(due) => due.at = at,
+            None if at == Tick::NEVER => {}
+            None => {
+                self.dues
+                    .insert_unique(hash, Due { hash, of, at }, |d| d.hash);
+            }
         }
     }
 
@@ -67,8 +105,14 @@ impl<V> Refreshes<V> {
             .insert_unique(hash, Refresh { hash, flight }, |r| r.hash);
     }
 
-    /// Detaches the refresh of the entry `(hash, of)`, if any: it will never commit.
+    /// Detaches the refresh of the entry `(hash, of)`, if any: it will never commit. The entry
+    /// is leaving the table: its due tick goes too (invariant 3).
     pub(crate) fn detach(&mut self, hash: u64, of: Epoch) {
+        if !self.dues.is_empty() {
+            if let Ok(due) = self.dues.find_entry(hash, |d| d.hash == hash && d.of == of) {
+                due.remove();
+            }
+        }
         if self.table.is_empty() {
             return;
         }
@@ -99,6 +143,7 @@ impl<V> Refreshes<V> {
 
     /// Detaches every refresh (the shard is being cleared).
     pub(crate) fn clear(&mut self) {
+        self.dues.clear();
         for refresh in self.table.drain() {
             release(refresh.flight);
         }
