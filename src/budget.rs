@@ -13,16 +13,15 @@
 //!    stays exact.
 //! 2. A shard whose limit is above its share gives the excess back to `spare` once its resident
 //!    weight no longer needs it; a shard below its share takes from `spare` before evicting.
-//! 3. A limit shrinks below its shard's share or resident weight only in [`reserve`], which runs
+//! 3. A limit shrinks below its shard's share or resident weight only in `reserve` (the table's
+//!    side of the budget, `table/reserve.rs`: it locks shards, so it sits above them), which runs
 //!    under `admission`; `give_back` only returns what is above both. So the limit a reserver
 //!    grants to the shard it is filling is not taken away before, in the same critical section,
 //!    the entry is stored.
-//! 4. [`reserve`] locks one shard at a time, never two, and never while holding a shard lock it
+//! 4. `reserve` locks one shard at a time, never two, and never while holding a shard lock it
 //!    waits for `admission` (nothing that holds a shard lock takes `admission`): no lock-order
 //!    deadlock. What it evicts goes into the caller's `Removals`, reported after every lock.
 
-use crate::removal::Removals;
-use crate::shard::Shard;
 use crate::sync::{AtomicU64, Mutex, Ordering::Relaxed};
 
 /// The capacity of a bounded memo, as its shards share it.
@@ -32,7 +31,7 @@ pub(crate) struct Budget {
     /// Capacity no shard holds right now (invariant 2).
     spare: AtomicU64,
     /// Held while making room for an entry heavier than its shard's limit (invariant 3).
-    admission: Mutex<()>,
+    pub(crate) admission: Mutex<()>,
 }
 
 impl Budget {
@@ -73,53 +72,5 @@ impl Budget {
         if amount > 0 {
             self.spare.fetch_add(amount, Relaxed);
         }
-    }
-}
-
-/// Makes room for an entry of `weight` in shard `target` whose limit is below it: gathers the
-/// missing capacity from the spare and from the other shards (evicting there, into `out`), then
-/// runs `store` under `target`'s write lock with that capacity granted to it, still holding
-/// `admission` so that the limit cannot shrink in between (invariant 3).
-///
-/// `weight` must be at most `budget.total()`. `store` runs no user code (invariant 4).
-pub(crate) fn reserve<K, V, R>(
-    budget: &Budget,
-    shards: &[Shard<K, V>],
-    target: usize,
-    weight: u32,
-    out: &mut Removals<K, V>,
-    store: impl FnOnce(&mut crate::shard::ShardMap<K, V>, &mut Removals<K, V>) -> R,
-) -> R {
-    debug_assert!(u64::from(weight) <= budget.total());
-    let _admission = budget.admission.lock();
-    let mut held = 0u64;
-    loop {
-        let mut map = shards[target].map.write();
-        map.grant(held);
-        held = 0;
-        let missing = map.missing(weight);
-        if missing == 0 {
-            return store(&mut map, out);
-        }
-        drop(map);
-        // Take what is missing: first the spare, then what the other shards do not use, then
-        // (evicting there) the rest of their limits; one lock at a time. The capacity taken is
-        // in hand (invariant 1) until the next pass grants it.
-        held += budget.take_spare(missing);
-        for evicting in [false, true] {
-            for offset in 1..shards.len() {
-                if held >= missing {
-                    break;
-                }
-                let lender = (target + offset) % shards.len();
-                held += shards[lender]
-                    .map
-                    .write()
-                    .lend(missing - held, evicting, out);
-            }
-        }
-        // Others may have taken spare capacity into their limits meanwhile (only up to their
-        // share): the next pass takes it from them. Every pass gathers what was missing unless
-        // the others took it, which they can do only until they reach their shares.
     }
 }

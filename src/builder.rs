@@ -605,7 +605,7 @@ where
         self.refresh = Some(RefreshRule {
             after,
             spawn: Arc::new(spawn),
-            launch: crate::refresher::launch::<K, V, S>,
+            launch: crate::call::refresher::launch::<K, V, S>,
         });
         self
     }

@@ -33,6 +33,8 @@ use crate::table::{Lookup, Table};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
+pub(crate) mod refresher;
+
 /// The key of a call: owned (`get_or_init`) or borrowed (the `_by_ref` variants).
 pub(crate) enum Key<'a, K, Q: ?Sized> {
     Owned(K),
@@ -176,7 +178,7 @@ where
                             *state = State::Finished;
                             report.finish();
                             let init = init.take().expect("invariant 3: a new call has its init");
-                            crate::refresher::start(shared, key, entry.epoch(), init);
+                            refresher::start(shared, key, entry.epoch(), init);
                             return Poll::Ready(I::hit(entry));
                         }
                         Lookup::Gone => {

@@ -36,8 +36,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::Epoch;
+use crate::measure::Admission;
 use crate::sync::{Mutex, ThreadId, current_thread};
-use crate::table::Admission;
 use crate::waiters::{WaiterId, Waiters, WakeList};
 
 /// An error of a fallible init future, type-erased so that one flight can serve callers of any

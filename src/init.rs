@@ -10,7 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::flight::{ErasedError, InitFuture};
-use crate::table::Measure;
+use crate::measure::Measure;
 use crate::{Entry, Epoch};
 
 /// How a kind of call starts a flight and what it makes of the outcome.

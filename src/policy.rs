@@ -156,12 +156,12 @@ impl Policy {
         weight.saturating_sub(self.limit)
     }
 
-    /// Adds capacity gathered for this shard by `budget::reserve`.
+    /// Adds capacity gathered for this shard by `table/reserve.rs`.
     pub(crate) fn grant(&mut self, amount: u64) {
         self.limit += amount;
     }
 
-    /// Gives up to `want` of this shard's limit to `budget::reserve`: only the part its residents
+    /// Gives up to `want` of this shard's limit to `table/reserve.rs`: only the part its residents
     /// do not use unless `evicting`, else evicting to stay within what is left. Returns what it
     /// gave.
     pub(crate) fn lend(

@@ -8,9 +8,8 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::budget::{self, Budget};
+use crate::budget::Budget;
 use crate::clock::{Tick, Timer};
 use crate::expiry::{ExpiryRules, Layout, Moment};
 use crate::flight::Flight;
@@ -22,11 +21,12 @@ use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
 mod refresh;
+mod reserve;
 
-pub(crate) use refresh::{RefreshAfter, RefreshRule, Task};
+use crate::measure::{Admission, Measure};
+pub(crate) use crate::measure::{ExpireAfter, RefreshAfter, Weigher};
+pub(crate) use refresh::{RefreshRule, Task};
 
-pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u32 + Send + Sync>;
-pub(crate) type ExpireAfter<K, V> = Arc<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
 /// How many expired entries a write purges on the side (amortized maintenance).
 pub(crate) const PURGE_BUDGET: usize = 8;
 
@@ -41,55 +41,6 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) refresh: Option<RefreshRule<K, V, S>>,
     pub(crate) refresh_after: Option<RefreshAfter<K, V>>,
-}
-
-/// What a committed value needs measured, computed outside every lock by the flight's future
-/// (it has the key) right after the value is produced.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Admission {
-    pub(crate) weight: u32,
-    pub(crate) expire_after: Option<Duration>,
-    pub(crate) refresh_after: Option<Duration>,
-}
-
-/// The user functions that measure a new entry; cheap to clone into a flight's future.
-pub(crate) struct Measure<K, V> {
-    weigher: Option<Weigher<K, V>>,
-    expire_after: Option<ExpireAfter<K, V>>,
-    refresh_after: Option<RefreshAfter<K, V>>,
-}
-
-impl<K, V> Clone for Measure<K, V> {
-    fn clone(&self) -> Self {
-        Measure {
-            weigher: self.weigher.clone(),
-            expire_after: self.expire_after.clone(),
-            refresh_after: self.refresh_after.clone(),
-        }
-    }
-}
-
-impl<K, V> Measure<K, V> {
-    /// Whether measuring needs the key (then a flight keeps a copy of it).
-    pub(crate) fn needs_key(&self) -> bool {
-        self.weigher.is_some() || self.expire_after.is_some() || self.refresh_after.is_some()
-    }
-
-    /// Runs the user's weigher and `expire_after`. User code: call without a lock.
-    pub(crate) fn measure(&self, key: Option<&K>, value: &V) -> Admission {
-        let Some(key) = key else {
-            return Admission {
-                weight: 1,
-                expire_after: None,
-                refresh_after: None,
-            };
-        };
-        Admission {
-            weight: self.weigher.as_ref().map_or(1, |w| w(key, value)),
-            expire_after: self.expire_after.as_ref().and_then(|f| f(key, value)),
-            refresh_after: self.refresh_after.as_ref().and_then(|f| f(key, value)),
-        }
-    }
 }
 
 pub(crate) struct Table<K, V, S> {
@@ -224,7 +175,7 @@ where
 
     /// Runs `store` under the write lock of `hash`'s shard, once that shard has room for an entry
     /// of `weight`: if its limit is below that weight, capacity is first gathered from the other
-    /// shards (`budget::reserve`), so that admission never depends on the shard count. An entry
+    /// shards (`table/reserve.rs`), so that admission never depends on the shard count. An entry
     /// heavier than the whole capacity is stored and turned away at once, like before.
     fn store<R>(
         &self,
@@ -243,7 +194,7 @@ where
                 return store(&mut map, out);
             }
         }
-        budget::reserve(budget, &self.shards, index, weight, out, store)
+        reserve::reserve(budget, &self.shards, index, weight, out, store)
     }
 
     /// The ready entry of `key`, for `get`. An expired entry found here is purged and reported.

@@ -8,14 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ExpireAfter, PURGE_BUDGET, Table};
+use super::{PURGE_BUDGET, Table};
 use crate::clock::Tick;
 use crate::flight::Flight;
 use crate::removal::Removals;
 use crate::{Entry, Epoch};
-
-/// A per-entry refresh interval (`refresh_after_entry`); same shape as `expire_after`.
-pub(crate) type RefreshAfter<K, V> = ExpireAfter<K, V>;
 
 /// A task for the user's spawner: an automatic refresh, driven by the task that runs it.
 pub(crate) type Task = Pin<Box<dyn Future<Output = ()> + Send>>;

@@ -10,8 +10,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::{Abort, Call, Key};
 use crate::Epoch;
-use crate::call::{Abort, Call, Key};
 use crate::flight::Flight;
 use crate::init::{Background, Init};
 use crate::table::{Table, Task};
