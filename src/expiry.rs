@@ -109,6 +109,7 @@ impl Expiry {
         }
     }
 
+    #[inline]
     pub(crate) fn expires_at(&self, time_to_idle: Option<Duration>) -> Tick {
         let idle = time_to_idle.map_or(Tick::NEVER, |d| Tick(self.second.load(Relaxed)).after(d));
         self.deadline.min(idle)
@@ -130,6 +131,7 @@ impl Expiry {
         self.second.store(at.0, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
         // A reading never reaches `NEVER` (clock.rs, invariant 1): no deadline is never due.
         debug_assert!(at.now <= Tick::LATEST);
@@ -137,6 +139,7 @@ impl Expiry {
     }
 
     /// Records a read at `at` (only time to idle cares).
+    #[inline]
     pub(crate) fn touch(&self, at: Moment) {
         if at.time_to_idle.is_some() && self.second.load(Relaxed) < at.now.0 {
             self.second.store(at.now.0, Relaxed);

@@ -59,6 +59,7 @@ pub(crate) struct Residency {
 impl Residency {
     /// Records a read. Runs under the shard read lock, so it writes only to this entry, and not
     /// at all once the counter is full.
+    #[inline]
     pub(crate) fn touch(&self) {
         let freq = self.freq.load(Relaxed);
         if freq < MAX_FREQ {

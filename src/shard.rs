@@ -62,6 +62,7 @@ pub(crate) struct Ready<V> {
 
 impl<V> Ready<V> {
     /// Records a read (recency for the policy, last read for time to idle). Read lock only.
+    #[inline]
     pub(crate) fn touch(&self, at: Moment) {
         if let Some(residency) = &self.residency {
             residency.touch();
@@ -69,6 +70,7 @@ impl<V> Ready<V> {
         self.expiry.touch(at);
     }
 
+    #[inline]
     pub(crate) fn is_expired(&self, at: Moment) -> bool {
         self.expiry.is_expired(at)
     }
