@@ -147,14 +147,39 @@ where
 {
     type Output = I::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<I::Output> {
+        let call = self.get_mut();
+        // The hit path, inlined where the call is polled; everything else is out of line.
+        if matches!((&call.state, call.want), (State::Start, Want::Get)) {
+            if let Some(entry) = call.table.hit(call.key.get()) {
+                call.state = State::Finished;
+                return Poll::Ready(I::hit(entry));
+            }
+        }
+        call.poll_slow(cx)
+    }
+}
+
+impl<K, V, S, Q, I> Call<'_, K, V, S, Q, I>
+where
+    K: Hash + Eq + Borrow<Q>,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    I: Init<K, V>,
+{
+    /// Everything but a first-poll hit: the lookup, joining or starting the flight, driving it
+    /// and waiting for it.
+    #[inline(never)]
+    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<I::Output> {
         let Call {
             table: shared,
             key,
             want,
             init,
             state,
-        } = self.get_mut();
+        } = self;
         let shared: &Arc<Table<K, V, S>> = shared;
         let table: &Table<K, V, S> = shared;
         let key = key.get();
@@ -464,7 +489,11 @@ where
     S: BuildHasher,
     Q: Hash + Eq + ?Sized,
 {
+    #[inline]
     fn drop(&mut self) {
+        if !matches!(self.state, State::Joined { .. }) {
+            return; // a hit, or never polled: nothing to leave
+        }
         if let State::Joined { flight, waiter, .. } =
             std::mem::replace(&mut self.state, State::Finished)
         {

@@ -271,6 +271,32 @@ where
         self.report(out);
     }
 
+    /// The hit path of a get-or-init read, kept small enough to inline into the caller's poll:
+    /// the ready entry of `key` if it has one whose automatic refresh is not due (a hit,
+    /// counted and touched). `None` sends the caller to [`lookup`](Self::lookup), which finds
+    /// and counts whatever the key holds then. Read lock only.
+    #[inline]
+    pub(crate) fn hit<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let at = self.moment();
+        let hash = self.hash(key);
+        let map = self.shard(hash).map.read();
+        match map.get(hash, key, at, false) {
+            Found::Ready(ready) if !map.refresh_due(hash, ready, at) => {
+                ready.touch(at);
+                let entry = ready.entry.clone();
+                drop(map);
+                bump(&self.shard(hash).hits);
+                Some(entry)
+            }
+            _ => None,
+        }
+    }
+
     /// Finds the ready entry of `key`, or joins its flight, or creates a flight for it.
     ///
     /// Returns what the lookup purged on the side, *unreported*: the caller reports it once its
