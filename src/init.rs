@@ -77,6 +77,27 @@ impl<F: FnOnce(Entry<V>) -> Fut, Fut, V> MakeFuture<V> for WithEntry<F> {
     }
 }
 
+/// A flight's boxed future: the user's future, its output turned into a value or an error by
+/// `into`, then the value measured (weigher, `expire_after`, `refresh_after_entry`) with no
+/// lock held.
+fn measured<K, V, Fut>(
+    future: Fut,
+    into: impl FnOnce(Fut::Output) -> Result<V, ErasedError> + Send + 'static,
+    measure: Measure<K, V>,
+    key: Option<K>,
+) -> InitFuture<V>
+where
+    Fut: Future + Send + 'static,
+    K: Send + 'static,
+    V: Send + 'static,
+{
+    Box::pin(async move {
+        let value = into(future.await)?;
+        let admission = measure.measure(key.as_ref(), &value);
+        Ok((value, admission))
+    })
+}
+
 /// `get_or_init`, `refresh`: an infallible init.
 pub(crate) struct Plain<M>(pub(crate) M);
 
@@ -96,12 +117,7 @@ where
         measure: Measure<K, V>,
         key: Option<K>,
     ) -> InitFuture<V> {
-        let future = self.0.make(epoch, base);
-        Box::pin(async move {
-            let value = future.await;
-            let admission = measure.measure(key.as_ref(), &value);
-            Ok((value, admission))
-        })
+        measured(self.0.make(epoch, base), Ok, measure, key)
     }
 
     fn hit(entry: Entry<V>) -> Entry<V> {
@@ -134,12 +150,8 @@ where
         measure: Measure<K, V>,
         key: Option<K>,
     ) -> InitFuture<V> {
-        let future = self.0.make(epoch, base);
-        Box::pin(async move {
-            let value = future.await.map_err(|e| Arc::new(e) as ErasedError)?;
-            let admission = measure.measure(key.as_ref(), &value);
-            Ok((value, admission))
-        })
+        let erase = |result: Result<V, E>| result.map_err(|e| Arc::new(e) as ErasedError);
+        measured(self.0.make(epoch, base), erase, measure, key)
     }
 
     fn hit(entry: Entry<V>) -> Self::Output {
