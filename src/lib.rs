@@ -383,6 +383,7 @@ mod entry;
 mod epoch;
 mod expiry;
 mod flight;
+mod get_or_init;
 mod init;
 mod inspect;
 mod measure;
