@@ -416,16 +416,9 @@ fn main() {
         verdict(scales[0][0] >= 1.6)
     );
     // The goal is stated for 2 threads; a machine with more cores must keep scaling to all.
-    for threads in std::iter::once(2).chain((sweep.cores > 2).then_some(sweep.cores)) {
-        let probe = sweep.ratio(sweep::PROBE, threads);
-        let get = sweep.ratio(sweep::OURS_GET, threads) / probe;
-        let goi = sweep.ratio(sweep::OURS_GET_OR_INIT, threads) / probe;
-        println!(
-            "| hits on {threads} threads scale ≥ 0.9x as well as the lock-free probe ({threads}-thread ratio / the probe's) | `get` {:.2}x / {:.2}x = {get:.2}, `get_or_init` {goi:.2} | {} |",
-            sweep.ratio(sweep::OURS_GET, threads),
-            probe,
-            verdict(get.min(goi) >= 0.9)
-        );
+    sweep.print_verdict(2);
+    if sweep.cores > 2 {
+        sweep.print_verdict(sweep.cores);
     }
     println!(
         "| stampede: 1 init, ≤ half of moka's time | {} init(s); {:.2}x moka (init wakes once), {:.2}x (9 times) | {} |",

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use crate::contenders::{Contender, Ours, Quick, filled, mix_keys};
+use crate::output::verdict;
 use crate::readers::{MokaSync, Probe, Until, read_in_parallel, total_rate};
 use crate::timing::median;
 
@@ -158,5 +159,26 @@ impl Sweep {
             println!("{line}");
         }
         println!();
+    }
+
+    /// The verdict row of issue 14's scaling goal on `threads` threads: async-memo's N-thread /
+    /// 1-thread ratio, `get` and `get_or_init` alike, at least 0.9x the probe's.
+    pub fn print_verdict(&self, threads: usize) {
+        let probe = self.ratio(PROBE, threads);
+        let get = self.ratio(OURS_GET, threads) / probe;
+        let get_or_init = self.ratio(OURS_GET_OR_INIT, threads) / probe;
+        // The probe writes nothing shared: if even it gains less than 0.6x per thread, the host
+        // gave the extra threads no cores of their own (other work on a shared machine), and a
+        // ratio to it says nothing about the memo.
+        let outcome = if probe < 0.6 * threads as f64 {
+            format!("inconclusive: the probe itself reached {probe:.2}x (a busy machine)")
+        } else {
+            verdict(get.min(get_or_init) >= 0.9).to_string()
+        };
+        println!(
+            "| hits on {threads} threads scale ≥ 0.9x as well as the lock-free probe ({threads}-thread / 1-thread ratio over the probe's) | `get` {:.2}x / probe {probe:.2}x = {get:.2}; `get_or_init` {:.2}x / {probe:.2}x = {get_or_init:.2} | {outcome} |",
+            self.ratio(OURS_GET, threads),
+            self.ratio(OURS_GET_OR_INIT, threads),
+        );
     }
 }

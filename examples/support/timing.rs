@@ -80,19 +80,30 @@ pub fn get_or_compute_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
 /// sample of each, then the next round) so that their ratios are not a change of load: ns per
 /// call of `[get, get_or_init by contenders::now, get_or_init by now_or_never]`.
 ///
-/// Why the two drivers differ (issue 14 asked; measured with `perf` on this machine): the report's
-/// `now` is `#[inline(always)]` and pins the future on its own stack, so LLVM inlines the whole
-/// `Call::poll` into the loop, keeps the 80-byte future in registers and drops the states a hit
-/// never reaches. `futures::FutureExt::now_or_never` (like `block_on`, or an `.await` whose
-/// caller is not inlined) is an ordinary generic function in which `Call::poll` is too large to
-/// inline (every state of the call: lookup, drive, flight steps, the abort guard; a 400-byte
-/// frame). There a hit pays for: copying the future into that frame; the out-of-line
-/// `Table::lookup` returning `(Lookup<V>, Removals<K, V>)` (about 64 bytes) through memory, reread
-/// at once with wider loads (a store-to-load forwarding stall: the hottest instruction of the
-/// profile); two jump-table dispatches (on the call's state, then on the lookup's answer); the
-/// `Report` guard and its empty `Removals`; an out-of-line `drop_in_place::<Call>`; and the
-/// waker's drop through its vtable. Not the first poll's lookup itself (it costs what `get`'s
-/// does, plus the `want` and `refresh_due` tests), nor the result type (`Entry<V>`, as `get`).
+/// Issue 14 asked why an outside harness (`now_or_never`) saw `get_or_init` at about 2x `get`
+/// while this report said 1.2-1.5x. Measured with `perf` on this machine:
+/// - The report's old figure compared two separate passes on two memos, a minute apart on a
+///   shared machine: repeated four times, that ratio ranged 0.9x-2.6x. In turns it is 1.5-2.2x
+///   with `now` and 2.4-2.9x with `now_or_never` (10K keys). The gap is real.
+/// - Neither driver builds a waker or allocates (one poll, a no-op waker), and the result is the
+///   same `Entry<V>` that `get` returns. The cost is code layout: `get` inlines its whole hit path
+///   (`Table::get`) into the caller's loop. A `get_or_init` hit goes through `Call::poll` and then
+///   `Table::lookup`, and neither is inlined, even under the `#[inline(always)]` `now`: `poll` is
+///   one large function holding every state of a call (lookup, drive, flight steps, the abort
+///   guard; a ~400-byte frame). The hit therefore pays two calls, `lookup`'s
+///   `(Lookup<V>, Removals<K, V>)` returned through memory and reread at once with wider loads
+///   (a store-to-load forwarding stall, the hottest instruction in `poll`), jump tables on the
+///   call's state and on the lookup's answer, the `Report` guard with its empty `Removals`, and an
+///   out-of-line drop of the `Call`. `lookup` itself also does a little more than `get` (the
+///   `want` test, `refresh_due`, and the flight arm kept in the same function).
+/// - `now_or_never` costs more again: it is an ordinary generic function that LLVM does not inline
+///   into the loop, and `Call::poll` is inlined into *it*, so the 80-byte future is copied into
+///   yet another frame and the waker is dropped through its vtable.
+///
+/// The cause in `src/call.rs` is that the hit has no fast path of its own: it shares `poll`
+/// with the whole miss and flight machinery. A small inlined hit path (the read-locked lookup
+/// returning just the entry) ahead of a cold, out-of-line miss path would let a `get_or_init`
+/// hit cost what `get` costs, under any driver.
 pub fn get_or_init_drivers(n: usize, keys: &[u64]) -> [f64; 3] {
     use futures::FutureExt;
     let cache = filled::<Ours>(n);
