@@ -123,7 +123,7 @@ fn parallel(c: &mut Criterion) {
         .map(|t| mix_keys(t, KEYS, 1 << 16, 0))
         .collect();
     let ours = filled::<Ours>(KEYS);
-    parallel_one(&mut group, Ours::NAME, &keys, |key| ours.get(key));
+    parallel_one(&mut group, <Ours>::NAME, &keys, |key| ours.get(key));
     let quick = filled::<Quick>(KEYS);
     parallel_one(&mut group, Quick::NAME, &keys, |key| quick.get(key));
     let probe = Probe::filled(KEYS);
