@@ -2,10 +2,12 @@
 //!
 //! Runs reduced versions of every group of `benches/` (hits, get-or-compute, miss and commit,
 //! stampede, invalidate-and-refill churn, the 90%-hit mix on 1 and 2 threads, bounded memos),
-//! measures memory per entry with a counting global allocator and the size of each library's
-//! get-or-compute future, and prints markdown tables of medians and ratios, then a verdict on
-//! each target of the benchmark issue. Times are medians of several samples after a warm-up.
-//! A ratio `ours / X` below 1 means async-memo is faster.
+//! the lock-free probe that bounds a hit from below and a thread sweep of hits (issue 14,
+//! `support/sweep.rs`), measures memory per entry with a counting global allocator and the size
+//! of each library's get-or-compute future (`support/memory.rs`), and prints markdown tables of
+//! medians and ratios, then a verdict on each target of the benchmark issues. Times are medians
+//! of several samples after a warm-up (`support/timing.rs`). A ratio `ours / X` below 1 means
+//! async-memo is faster.
 
 #[path = "support/traces.rs"]
 mod traces;
@@ -59,7 +61,9 @@ fn main() {
         "Medians after a warm-up; times per call (the 90%-hit mix: per call, all threads together). \
          Ratios are ours / theirs: below 1 means async-memo is faster. moka 0.12 `future::Cache`, \
          quick_cache 0.7 `sync::Cache`, floor: `parking_lot::RwLock<std HashMap>`; each with its \
-         default hasher. Futures are polled directly (no executor) except in the stampede."
+         default hasher. Lock-free probe: an immutable `Arc<std HashMap>` on foldhash, filled once, \
+         then only read (the physical limit of a hit). Futures are polled directly (no executor) \
+         except in the stampede."
     );
     println!();
 
