@@ -83,8 +83,8 @@ pub fn get_or_compute_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
 /// Issue 14 asked why an outside harness (`now_or_never`) saw `get_or_init` at about 2x `get`
 /// while this report said 1.2-1.5x. Measured with `perf` on this machine:
 /// - The report's old figure compared two separate passes on two memos, a minute apart on a
-///   shared machine: repeated four times, that ratio ranged 0.9x-2.6x. In turns it is 1.5-2.2x
-///   with `now` and 2.4-2.9x with `now_or_never` (10K keys). The gap is real.
+///   shared machine: repeated four times, that ratio ranged 0.9x-2.6x. Measured in turns, the gap
+///   is real: 1.5-2.2x with `now`, 1.6-2.9x with `now_or_never` (10K keys, six runs of each).
 /// - Neither driver builds a waker or allocates (one poll, a no-op waker), and the result is the
 ///   same `Entry<V>` that `get` returns. The cost is code layout: `get` inlines its whole hit path
 ///   (`Table::get`) into the caller's loop. A `get_or_init` hit goes through `Call::poll` and then
@@ -96,9 +96,11 @@ pub fn get_or_compute_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
 ///   call's state and on the lookup's answer, the `Report` guard with its empty `Removals`, and an
 ///   out-of-line drop of the `Call`. `lookup` itself also does a little more than `get` (the
 ///   `want` test, `refresh_due`, and the flight arm kept in the same function).
-/// - `now_or_never` costs more again: it is an ordinary generic function that LLVM does not inline
-///   into the loop, and `Call::poll` is inlined into *it*, so the 80-byte future is copied into
-///   yet another frame and the waker is dropped through its vtable.
+/// - The driver is not the difference: both leave `Call::poll` out of line. `now_or_never` is a
+///   generic function that LLVM does not inline into the loop, with `Call::poll` inlined into it
+///   (one more frame, the 80-byte future copied once more, the waker dropped through its
+///   vtable). In one series of runs that cost 2.4-2.9x against `now`'s 1.5-2.2x; in the report's
+///   own runs the two were within noise of each other (1.6-1.9x).
 ///
 /// The cause in `src/call.rs` is that the hit has no fast path of its own: it shares `poll`
 /// with the whole miss and flight machinery. A small inlined hit path (the read-locked lookup
