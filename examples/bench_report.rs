@@ -2,10 +2,12 @@
 //!
 //! Runs reduced versions of every group of `benches/` (hits, get-or-compute, miss and commit,
 //! stampede, invalidate-and-refill churn, the 90%-hit mix on 1 and 2 threads, bounded memos),
-//! measures memory per entry with a counting global allocator and the size of each library's
-//! get-or-compute future, and prints markdown tables of medians and ratios, then a verdict on
-//! each target of the benchmark issue. Times are medians of several samples after a warm-up.
-//! A ratio `ours / X` below 1 means async-memo is faster.
+//! the lock-free probe that bounds a hit from below and a thread sweep of hits (issue 14,
+//! `support/sweep.rs`), measures memory per entry with a counting global allocator and the size
+//! of each library's get-or-compute future (`support/memory.rs`), and prints markdown tables of
+//! medians and ratios, then a verdict on each target of the benchmark issues. Times are medians
+//! of several samples after a warm-up (`support/timing.rs`). A ratio `ours / X` below 1 means
+//! async-memo is faster.
 
 #[path = "support/traces.rs"]
 mod traces;
@@ -16,371 +18,32 @@ mod contenders;
 #[path = "support/memoized.rs"]
 mod memoized;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[path = "support/memory.rs"]
+mod memory;
 
-use async_memo::AsyncMemo;
-use contenders::{
-    Contender, Floor, Moka, Ours, OursRefreshing, Quick, StampedeCall, access, bounded_pass,
-    filled, refreshes_in_flight, run_mix, runtime, stampede,
+#[path = "support/output.rs"]
+mod output;
+
+#[path = "support/readers.rs"]
+mod readers;
+
+#[path = "support/sweep.rs"]
+mod sweep;
+
+#[path = "support/timing.rs"]
+mod timing;
+
+use std::time::{Duration, Instant};
+
+use contenders::{Floor, Moka, Ours, OursRefreshing, Quick, access, runtime};
+use memory::Memory;
+use output::{
+    Row, cpu_model, fmt_ns, fmt_ratio, load_average, no_probe, print_rows, today, verdict,
 };
-use memoized::Memoized;
-
-// ---------------------------------------------------------------------------------------------
-// A counting allocator: live bytes, counted only while `COUNTING` is on (memory section only, so
-// the timed sections pay one relaxed load per allocation, the same for every library).
-
-struct Counting;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Relaxed);
-        }
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        }
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Relaxed) {
-            LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Bytes per entry of a cache built and filled with `n` `u64 -> u64` entries by `build`
-/// (everything it allocates, fixed parts included), and the entries it holds.
-fn bytes_per_entry<C: Contender>(n: usize, build: impl FnOnce() -> C) -> (f64, usize) {
-    LIVE.store(0, Relaxed);
-    COUNTING.store(true, Relaxed);
-    let cache = build();
-    for key in 0..n as u64 {
-        cache.insert(key, key);
-    }
-    cache.settle();
-    COUNTING.store(false, Relaxed);
-    let bytes = LIVE.load(Relaxed);
-    let len = cache.len();
-    drop(cache);
-    (bytes as f64 / n as f64, len)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Timing.
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
-}
-
-/// Median nanoseconds per operation: `run(batch)` times `batch` operations; one untimed warm-up.
-fn per_op(samples: usize, batch: usize, mut run: impl FnMut(usize) -> Duration) -> f64 {
-    run(batch);
-    median(
-        (0..samples)
-            .map(|_| run(batch).as_nanos() as f64 / batch as f64)
-            .collect(),
-    )
-}
-
-const ACCESSES: usize = 1 << 20;
-
-fn get_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
-    time_gets(&filled::<C>(n), keys)
-}
-
-/// `get` hits on a memo whose every key has a refresh in flight.
-fn get_hit_refreshing(n: usize, keys: &[u64]) -> f64 {
-    let cache = filled::<Ours>(n);
-    let _in_flight = refreshes_in_flight(&cache.0, n as u64);
-    time_gets(&cache, keys)
-}
-
-fn time_gets<C: Contender>(cache: &C, keys: &[u64]) -> f64 {
-    let mut at = 0;
-    per_op(11, 200_000, |batch| {
-        let t0 = Instant::now();
-        for i in 0..batch {
-            black_box(cache.get(black_box(keys[(at + i) & (ACCESSES - 1)])));
-        }
-        at += batch;
-        t0.elapsed()
-    })
-}
-
-fn get_or_compute_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
-    let cache = filled::<C>(n);
-    let mut at = 0;
-    per_op(11, 200_000, |batch| {
-        let t0 = Instant::now();
-        for i in 0..batch {
-            black_box(cache.get_or_compute(black_box(keys[(at + i) & (ACCESSES - 1)])));
-        }
-        at += batch;
-        t0.elapsed()
-    })
-}
-
-fn miss<C: Contender>() -> f64 {
-    per_op(7, 100_000, |batch| {
-        let cache = C::unbounded(batch);
-        let t0 = Instant::now();
-        for key in 0..batch as u64 {
-            black_box(cache.get_or_compute(black_box(key)));
-        }
-        let elapsed = t0.elapsed();
-        drop(cache);
-        elapsed
-    })
-}
-
-fn churn<C: Contender>(n: usize) -> f64 {
-    let cache = filled::<C>(n);
-    let mut key = 0u64;
-    per_op(11, 100_000, |batch| {
-        let t0 = Instant::now();
-        for _ in 0..batch {
-            key = (key + 1) % n as u64;
-            black_box(cache.churn(black_box(key)));
-        }
-        t0.elapsed()
-    })
-}
-
-/// Median calls per second (overall) of the mix on `threads` threads (`miss_every`: see
-/// `contenders::mix_keys`; 10 is the 90%-hit mix, 0 all hits).
-fn mix<C: Contender>(threads: usize, miss_every: usize) -> f64 {
-    const OPS: usize = 300_000;
-    run_mix::<C>(threads, 10_000, OPS / 4, miss_every);
-    let rates = (0..7)
-        .map(|_| {
-            let elapsed = run_mix::<C>(threads, 10_000, OPS, miss_every);
-            (threads * OPS) as f64 / elapsed.as_secs_f64()
-        })
-        .collect();
-    median(rates)
-}
-
-/// Median microseconds of the 1,000-task stampede, and the most inits any run saw.
-fn stampede_run<C: Contender + StampedeCall>(
-    rt: &tokio::runtime::Runtime,
-    yields: usize,
-) -> (f64, u64) {
-    stampede::<C>(rt, 1_000, yields);
-    let runs: Vec<_> = (0..31).map(|_| stampede::<C>(rt, 1_000, yields)).collect();
-    let max_inits = runs.iter().map(|r| r.1).max().unwrap();
-    let us = median(runs.iter().map(|r| r.0.as_secs_f64() * 1e6).collect());
-    (us, max_inits)
-}
-
-/// Bounded: (hit ratio of a cold pass, median ns per call over that pass and two more).
-fn bounded<C: Contender>(keys: &[u64], capacity: u64) -> (f64, f64) {
-    let cache = C::bounded(capacity).expect("bounded");
-    let (ratio, first) = bounded_pass(&cache, keys);
-    let mut times = vec![first];
-    for _ in 0..2 {
-        times.push(bounded_pass(&cache, keys).1);
-    }
-    let ns = median(
-        times
-            .into_iter()
-            .map(|t| t.as_nanos() as f64 / keys.len() as f64)
-            .collect(),
-    );
-    (ratio, ns)
-}
-
-/// `#[memoize]` and its rivals on one workload each: ns per hit (1K keys), ns per miss (fresh
-/// keys, a body run and a store), and the 100-caller crowd on one cold key (median µs, most body
-/// runs in one crowd).
-struct MemoizeRow {
-    name: &'static str,
-    hit: f64,
-    miss: f64,
-    crowd_us: f64,
-    crowd_runs: u64,
-}
-
-/// The three rows, measured in turns (one sample of each, then the next round), so that a load
-/// change on a shared machine falls on all three alike: the ratio to the hand-written memo is
-/// the point of this table.
-fn memoize_rows(rt: &tokio::runtime::Runtime) -> [MemoizeRow; 3] {
-    use memoized::{Attribute, ByHand, Cached};
-    const KEYS: u64 = 1_000;
-    const HITS: usize = 200_000;
-    const MISSES: usize = 50_000;
-    memoized::fill::<Attribute>(KEYS);
-    memoized::fill::<ByHand>(KEYS);
-    memoized::fill::<Cached>(KEYS);
-    let mut hit: [Vec<f64>; 3] = Default::default();
-    let mut miss: [Vec<f64>; 3] = Default::default();
-    let ns = |d: Duration, n: usize| d.as_nanos() as f64 / n as f64;
-    // Round 0 is the warm-up.
-    for round in 0..12 {
-        let at = round * HITS as u64;
-        let h = [
-            ns(memoized::hits::<Attribute>(KEYS, at, HITS), HITS),
-            ns(memoized::hits::<ByHand>(KEYS, at, HITS), HITS),
-            ns(memoized::hits::<Cached>(KEYS, at, HITS), HITS),
-        ];
-        let m = [
-            ns(memoized::misses::<Attribute>(MISSES), MISSES),
-            ns(memoized::misses::<ByHand>(MISSES), MISSES),
-            ns(memoized::misses::<Cached>(MISSES), MISSES),
-        ];
-        // The misses emptied the memos first: the hit keys go back in, untimed.
-        memoized::fill::<Attribute>(KEYS);
-        memoized::fill::<ByHand>(KEYS);
-        memoized::fill::<Cached>(KEYS);
-        if round > 0 {
-            for i in 0..3 {
-                hit[i].push(h[i]);
-                miss[i].push(m[i]);
-            }
-        }
-    }
-    let mut crowd_us: [Vec<f64>; 3] = Default::default();
-    let mut crowd_runs = [0; 3];
-    for round in 0..21 {
-        let key = 1_000_000 + round;
-        let c = [
-            memoized::crowd::<Attribute>(rt, 100, key),
-            memoized::crowd::<ByHand>(rt, 100, key),
-            memoized::crowd::<Cached>(rt, 100, key),
-        ];
-        for i in 0..3 {
-            crowd_us[i].push(c[i].0.as_secs_f64() * 1e6);
-            crowd_runs[i] = crowd_runs[i].max(c[i].1);
-        }
-    }
-    let names = [Attribute::NAME, ByHand::NAME, Cached::NAME];
-    let [h0, h1, h2] = hit;
-    let [m0, m1, m2] = miss;
-    let [c0, c1, c2] = crowd_us;
-    let row = |i: usize, h: Vec<f64>, m: Vec<f64>, c: Vec<f64>| MemoizeRow {
-        name: names[i],
-        hit: median(h),
-        miss: median(m),
-        crowd_us: median(c),
-        crowd_runs: crowd_runs[i],
-    };
-    [row(0, h0, m0, c0), row(1, h1, m1, c1), row(2, h2, m2, c2)]
-}
-
-// ---------------------------------------------------------------------------------------------
-// Output.
-
-/// A row of times in ns: ours, moka, quick_cache, floor (NaN where not run).
-struct Row {
-    group: &'static str,
-    workload: String,
-    t: [f64; 4],
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns.is_nan() {
-        "–".into()
-    } else if ns >= 10_000.0 {
-        format!("{:.1} µs", ns / 1000.0)
-    } else if ns >= 100.0 {
-        format!("{ns:.0} ns")
-    } else {
-        format!("{ns:.1} ns")
-    }
-}
-
-fn fmt_ratio(a: f64, b: f64) -> String {
-    if a.is_nan() || b.is_nan() {
-        "–".into()
-    } else {
-        format!("{:.2}", a / b)
-    }
-}
-
-fn print_rows(rows: &[Row]) {
-    println!(
-        "| group | workload | async-memo | moka | quick_cache | RwLock<HashMap> | ours/moka | ours/quick_cache | ours/floor |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r.group,
-            r.workload,
-            fmt_ns(r.t[0]),
-            fmt_ns(r.t[1]),
-            fmt_ns(r.t[2]),
-            fmt_ns(r.t[3]),
-            fmt_ratio(r.t[0], r.t[1]),
-            fmt_ratio(r.t[0], r.t[2]),
-            fmt_ratio(r.t[0], r.t[3]),
-        );
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Today's date (UTC), from the system clock.
-fn today() -> String {
-    let days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**missed**" }
-}
+use timing::{
+    ACCESSES, bounded, churn, get_hit, get_hit_refreshing, get_or_compute_hit, get_or_init_drivers,
+    memoize_rows, miss, mix, probe_hit, stampede_run,
+};
 
 fn main() {
     let started = Instant::now();
@@ -398,58 +61,21 @@ fn main() {
         "Medians after a warm-up; times per call (the 90%-hit mix: per call, all threads together). \
          Ratios are ours / theirs: below 1 means async-memo is faster. moka 0.12 `future::Cache`, \
          quick_cache 0.7 `sync::Cache`, floor: `parking_lot::RwLock<std HashMap>`; each with its \
-         default hasher. Futures are polled directly (no executor) except in the stampede."
+         default hasher. Lock-free probe: an immutable `Arc<std HashMap>` on foldhash, filled once, \
+         then only read (the physical limit of a hit). Futures are polled directly (no executor) \
+         except in the stampede."
     );
     println!();
 
     // Memory first, before any runtime or thread exists.
-    const MEM_N: usize = 100_000;
-    let mem = [
-        (
-            "async-memo (unbounded)",
-            bytes_per_entry(MEM_N, || <Ours>::unbounded(MEM_N)),
-        ),
-        (
-            "async-memo (max_capacity 100K)",
-            bytes_per_entry(MEM_N, || <Ours>::bounded(MEM_N as u64).unwrap()),
-        ),
-        (
-            "moka (unbounded)",
-            bytes_per_entry(MEM_N, || Moka::unbounded(MEM_N)),
-        ),
-        (
-            "moka (max_capacity 100K)",
-            bytes_per_entry(MEM_N, || Moka::bounded(MEM_N as u64).unwrap()),
-        ),
-        (
-            "quick_cache (capacity 100K)",
-            bytes_per_entry(MEM_N, || Quick::bounded(MEM_N as u64).unwrap()),
-        ),
-        (
-            "RwLock<HashMap>",
-            bytes_per_entry(MEM_N, || <Floor>::unbounded(MEM_N)),
-        ),
-    ];
-
-    // Future sizes: the get-or-compute call with an init returning a u64 at once.
-    let fut_ours = {
-        let memo: AsyncMemo<u64, u64> = AsyncMemo::new();
-        std::mem::size_of_val(&memo.get_or_init(1, || async { 1 }))
-    };
-    let fut_moka = {
-        let cache: moka::future::Cache<u64, u64> = moka::future::Cache::new(16);
-        std::mem::size_of_val(&cache.get_with(1, async { 1 }))
-    };
-    let fut_quick = {
-        let cache: quick_cache::sync::Cache<u64, u64> = quick_cache::sync::Cache::new(16);
-        std::mem::size_of_val(&cache.get_or_insert_async(&1, async { Ok::<u64, ()>(1) }))
-    };
+    let mem = Memory::measure();
+    let [fut_ours, fut_moka, fut_quick] = memory::future_sizes();
 
     let mut rows = Vec::new();
 
     // 1. get hits.
     let mut get_10k = 0.0;
-    let mut get_10k_row = [0.0; 4];
+    let mut get_10k_row = [0.0; 5];
     for n in [1_000, 10_000, 1_000_000] {
         for zipf in [false, true] {
             if n == 1_000 && zipf {
@@ -461,6 +87,7 @@ fn main() {
                 get_hit::<Moka>(n, &keys),
                 get_hit::<Quick>(n, &keys),
                 get_hit::<Floor>(n, &keys),
+                probe_hit(n, &keys),
             ];
             if n == 10_000 && !zipf {
                 get_10k = t[0];
@@ -495,6 +122,7 @@ fn main() {
                 f64::NAN,
                 get_hit::<Quick>(10_000, &keys),
                 get_hit::<Floor<Fold>>(10_000, &keys),
+                f64::NAN,
             ],
         });
     }
@@ -510,8 +138,10 @@ fn main() {
     rows.push(Row {
         group: "get-or-compute hit",
         workload: "10K keys, uniform".into(),
-        t: goi,
+        t: no_probe(goi),
     });
+    // Our `get_or_init` hit driven two ways (see `timing::get_or_init_drivers`).
+    let drivers = get_or_init_drivers(10_000, &keys);
     drop(keys);
 
     // 3. Miss and commit.
@@ -524,7 +154,7 @@ fn main() {
     rows.push(Row {
         group: "miss and commit",
         workload: "unique keys, ready init, fresh cache per 100K".into(),
-        t: misses,
+        t: no_probe(misses),
     });
 
     // 5. Churn.
@@ -537,7 +167,7 @@ fn main() {
     rows.push(Row {
         group: "invalidate and refill",
         workload: "10K keys: hit, delete, recompute".into(),
-        t: churns,
+        t: no_probe(churns),
     });
 
     // 6. The 90%-hit mix on 1 and 2 threads (calls per second; shown as ns per call), and the
@@ -561,9 +191,12 @@ fn main() {
                 1 + i % 2,
                 if i < 2 { " + 10% new keys" } else { "" }
             ),
-            t: m.map(|rate| 1e9 / rate),
+            t: no_probe(m.map(|rate| 1e9 / rate)),
         });
     }
+
+    // The thread sweep (before the runtime's workers exist).
+    let sweep = sweep::run(Duration::from_millis(100), 5);
 
     // 4. Stampede: an init that wakes once (when everyone has arrived), and one that then
     // yields 8 more times (each a wake-up of the init future, as I/O would cause).
@@ -586,7 +219,7 @@ fn main() {
                     format!("{} times", yields + 1)
                 }
             ),
-            t: s.map(|s| s.0 * 1000.0),
+            t: no_probe(s.map(|s| s.0 * 1000.0)),
         });
         stampedes.push(s);
     }
@@ -605,6 +238,22 @@ fn main() {
 
     print_rows(&rows);
     println!();
+    println!(
+        "| `get_or_init` hit, 10K keys, uniform; with our `get`, measured in turns | per call | / our `get` |"
+    );
+    println!("|---|---:|---:|");
+    for (name, t) in [
+        "our `get`",
+        "`get_or_init`, polled once by the report's inlined `now` (as in the table above)",
+        "`get_or_init`, polled once by `futures::FutureExt::now_or_never`",
+    ]
+    .into_iter()
+    .zip(drivers)
+    {
+        println!("| {name} | {} | {} |", fmt_ns(t), fmt_ratio(t, drivers[0]));
+    }
+    println!();
+    sweep.print();
     println!("| refresh | plain memo | with refresh | ratio |");
     println!("|---|---:|---:|---:|");
     println!(
@@ -691,12 +340,7 @@ fn main() {
     }
     println!();
 
-    println!("| memory, 100K `u64 -> u64` entries | bytes per entry | entries held |");
-    println!("|---|---:|---:|");
-    for (name, (bytes, len)) in &mem {
-        println!("| {name} | {bytes:.1} | {len} |");
-    }
-    println!();
+    mem.print();
     println!("| get-or-compute future (`size_of_val`) | bytes |");
     println!("|---|---:|");
     println!("| async-memo `get_or_init` | {fut_ours} |");
@@ -705,7 +349,6 @@ fn main() {
     println!();
 
     // Targets of the benchmark issue.
-    let ours_mem = mem[0].1.0.max(mem[1].1.0);
     let stampede_ratio = stampedes
         .iter()
         .map(|s| s[0].0 / s[1].0)
@@ -738,7 +381,7 @@ fn main() {
 
     println!("| target | measured | verdict |");
     println!("|---|---|---|");
-    let [g_ours, g_moka, g_quick, g_floor] = get_10k_row;
+    let [g_ours, g_moka, g_quick, g_floor, _] = get_10k_row;
     let get_ok = g_moka / g_ours >= 8.0 && g_ours <= g_quick && g_ours / g_floor <= 1.5;
     println!(
         "| `get` hit, 10K keys: ≥ 8x moka, ≤ quick_cache, ≤ 1.5x floor | {:.1}x moka, {:.2}x quick_cache, {:.2}x floor | {} |",
@@ -748,9 +391,19 @@ fn main() {
         verdict(get_ok)
     );
     println!(
-        "| `get_or_init` hit ≤ 1.5x our `get` hit | {:.2}x | {} |",
+        "| `get` hit ≤ 1.0x quick_cache, each on its default hasher (10K keys, uniform) | {:.2}x | {} |",
+        g_ours / g_quick,
+        verdict(g_ours <= g_quick)
+    );
+    // Both drivers count: a user's `.await` is not always inlined (see the drivers' table).
+    let goi_ratio = drivers[1].max(drivers[2]) / drivers[0];
+    println!(
+        "| `get_or_init` hit ≤ 1.2x our `get` hit (measured in turns; the slower driver) | {:.2}x (`now` {:.2}x, `now_or_never` {:.2}x; table above {:.2}x) | {} |",
+        goi_ratio,
+        drivers[1] / drivers[0],
+        drivers[2] / drivers[0],
         goi[0] / get_10k,
-        verdict(goi[0] / get_10k <= 1.5)
+        verdict(goi_ratio <= 1.2)
     );
     println!(
         "| miss and commit ≥ 5x faster than moka | {:.1}x | {} |",
@@ -766,6 +419,11 @@ fn main() {
         scales[1][0],
         verdict(scales[0][0] >= 1.6)
     );
+    // The goal is stated for 2 threads; a machine with more cores must keep scaling to all.
+    sweep.print_verdict(2);
+    if sweep.cores > 2 {
+        sweep.print_verdict(sweep.cores);
+    }
     println!(
         "| stampede: 1 init, ≤ half of moka's time | {} init(s); {:.2}x moka (init wakes once), {:.2}x (9 times) | {} |",
         inits(0),
@@ -774,11 +432,11 @@ fn main() {
         verdict(stampede_ok)
     );
     println!(
-        "| memory ≤ 100 B per `u64 -> u64` entry | {:.1} B unbounded, {:.1} B bounded (moka {:.1} B) | {} |",
-        mem[0].1.0,
-        mem[1].1.0,
-        mem[2].1.0,
-        verdict(ours_mem <= 100.0)
+        "| memory ≤ 80 B per `u64 -> u64` entry, unbounded | {:.1} B unbounded ({:.1} B bounded, moka {:.1} B) | {} |",
+        mem.unbounded(),
+        mem.bounded(),
+        mem.moka(),
+        verdict(mem.unbounded() <= 80.0)
     );
     println!(
         "| `get_or_init` future ≤ 256 B | {fut_ours} B (moka {fut_moka} B) | {} |",
