@@ -29,7 +29,7 @@ use crate::init::Init;
 use crate::removal::Removals;
 use crate::shard::Want;
 use crate::stats::bump;
-use crate::table::{Lookup, Table};
+use crate::table::{Lookup, Probe, Table};
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
@@ -151,13 +151,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<I::Output> {
         let call = self.get_mut();
         // The hit path, inlined where the call is polled; everything else is out of line.
+        let mut probe = None;
         if matches!((&call.state, call.want), (State::Start, Want::Get)) {
-            if let Some(entry) = call.table.hit(call.key.get()) {
-                call.state = State::Finished;
-                return Poll::Ready(I::hit(entry));
+            match call.table.hit(call.key.get()) {
+                Ok(entry) => {
+                    call.state = State::Finished;
+                    return Poll::Ready(I::hit(entry));
+                }
+                Err(missed) => probe = Some(missed),
             }
         }
-        call.poll_slow(cx)
+        call.poll_slow(cx, probe)
     }
 }
 
@@ -169,10 +173,10 @@ where
     Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     I: Init<K, V>,
 {
-    /// Everything but a first-poll hit: the lookup, joining or starting the flight, driving it
-    /// and waiting for it.
+    /// Everything but a first-poll hit: the lookup (with the hash and time `hit` read, if it
+    /// ran), joining or starting the flight, driving it and waiting for it.
     #[inline(never)]
-    fn poll_slow(&mut self, cx: &mut Context<'_>) -> Poll<I::Output> {
+    fn poll_slow(&mut self, cx: &mut Context<'_>, mut probe: Option<Probe>) -> Poll<I::Output> {
         let Call {
             table: shared,
             key,
@@ -186,7 +190,7 @@ where
         loop {
             match state {
                 State::Start => {
-                    let (claim, removals) = table.lookup(key, *want);
+                    let (claim, removals) = table.lookup(key, *want, probe.take());
                     // Reports what the lookup purged once this call's state is consistent, even
                     // if `init` panics (declared before the abort guard, so dropped after it).
                     let report = Report {

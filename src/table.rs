@@ -71,6 +71,13 @@ pub(crate) struct Refusal {
 /// What a caller of `get_or_init` found under its key.
 pub(crate) type Lookup<V> = Claim<V>;
 
+/// A key's hash and the time, as [`Table::hit`] read them for a lookup that missed.
+#[derive(Clone, Copy)]
+pub(crate) struct Probe {
+    hash: u64,
+    at: Moment,
+}
+
 impl<K, V, S> Table<K, V, S> {
     pub(crate) fn new(settings: Settings<K, V, S>, hasher: S) -> Self {
         let shards = settings.shards;
@@ -273,17 +280,21 @@ where
 
     /// The hit path of a get-or-init read, kept small enough to inline into the caller's poll:
     /// the ready entry of `key` if it has one whose automatic refresh is not due (a hit,
-    /// counted and touched). `None` sends the caller to [`lookup`](Self::lookup), which finds
-    /// and counts whatever the key holds then. Read lock only.
+    /// counted and touched). Otherwise the key's hash and the time read, for the caller to hand
+    /// to [`lookup`](Self::lookup), which finds and counts whatever the key holds then (a miss
+    /// hashes the key and reads the clock once). Read lock only.
     #[inline]
-    pub(crate) fn hit<Q>(&self, key: &Q) -> Option<Entry<V>>
+    pub(crate) fn hit<Q>(&self, key: &Q) -> Result<Entry<V>, Probe>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let at = self.moment();
-        let hash = self.hash(key);
+        let probe = Probe {
+            hash: self.hash(key),
+            at: self.moment(),
+        };
+        let (hash, at) = (probe.hash, probe.at);
         let map = self.shard(hash).map.read();
         match map.get(hash, key, at, false) {
             Found::Ready(ready) if !map.refresh_due(hash, ready, at) => {
@@ -291,9 +302,9 @@ where
                 let entry = ready.entry.clone();
                 drop(map);
                 bump(&self.shard(hash).hits);
-                Some(entry)
+                Ok(entry)
             }
-            _ => None,
+            _ => Err(probe),
         }
     }
 
@@ -303,14 +314,22 @@ where
     /// own state is consistent (joined to the flight, and the flight it created driven once), so
     /// that a listener re-entering the memo finds no flight half set up (see `call.rs`).
     #[inline]
-    pub(crate) fn lookup<Q>(&self, key: &Q, want: Want) -> (Lookup<V>, Removals<K, V>)
+    pub(crate) fn lookup<Q>(
+        &self,
+        key: &Q,
+        want: Want,
+        probe: Option<Probe>,
+    ) -> (Lookup<V>, Removals<K, V>)
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
     {
-        let at = self.moment();
-        let hash = self.hash(key);
+        // A reading taken by `hit` earlier in this same call is a reading within the call.
+        let Probe { hash, at } = probe.unwrap_or_else(|| Probe {
+            hash: self.hash(key),
+            at: self.moment(),
+        });
         if want != Want::Get {
             return self.claim(hash, key, at, want); // a refresh: the refresh table, locked
         }
