@@ -87,7 +87,7 @@ enum Op {
         value: u64,
         epoch: Option<Epoch>,
         refresh: bool,
-        given: Option<(u64, Epoch)>,
+        given: Option<Stored>,
     },
     /// The second half: the flight's value is committed if it is still attached (in the key's
     /// slot, or beside the entry it refreshes).
@@ -135,6 +135,9 @@ struct Event {
     op: Op,
     ret: Ret,
 }
+
+/// A ready entry: its value and epoch.
+type Stored = (u64, Epoch);
 
 /// A flight or refresh: its value, and its epoch (unknown for one that fails).
 type Flight = (u64, Option<Epoch>);
@@ -557,7 +560,7 @@ fn worker(
                     continue;
                 };
                 let call = tick();
-                let ran: Arc<Mutex<Option<(u64, (u64, Epoch))>>> = Arc::default();
+                let ran: Arc<Mutex<Option<(u64, Stored)>>> = Arc::default();
                 let started = Arc::clone(&ran);
                 let init = move |old: async_memo::Entry<u64>| {
                     *started.lock().unwrap() = Some((tick(), (*old.value(), old.epoch())));

@@ -5,7 +5,9 @@
 //! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; `iter`;
 //! `invalidate_if` with predicates by key parity, flights only, entries only, all, and one that
 //! re-enters the memo to insert a replacement for what it judges; clock advances
-//! with a time to live and a time to idle; capacity pressure — checked step by step against a
+//! with a time to live and a time to idle; capacity pressure; automatic refresh
+//! (`refresh_after`, `refresh_after_entry`), whose spawned tasks are live calls polled and
+//! dropped like the others — checked step by step against a
 //! sequential model of the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
 //! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
 //!

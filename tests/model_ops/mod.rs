@@ -7,11 +7,17 @@
 //! callers. A refresh is a flight attached to the ready entry it refreshes (`refresh`), which
 //! commits only onto that entry: whatever takes the entry out of its slot (invalidate, remove,
 //! insert, replace, invalidate_all, expiry, eviction) detaches it, readers keep the entry while it
-//! runs, and an error or panic leaves the entry. Every `get_or_init`, `refresh` (and `try_` form)
+//! runs, and an error or panic leaves the entry. With `refresh_after`, a `get_or_init`-family
+//! read of an entry due for a refresh (a time per entry, set at its commit) returns it and
+//! starts one refresh with its own init, unless one is in flight; either way the entry's next
+//! automatic attempt moves `after` on, and so it does from a refresh's failure (not from a
+//! panic). The spawner queues the task; the interpreter adds it to the live calls, as the
+//! refresh's creator whose output is `()`. Every `get_or_init`, `refresh` (and `try_` form)
 //! call is a future polled by hand, on this thread, with a waker that counts its wake-ups, so a
 //! run is deterministic. After every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
+//! * the spawner received exactly the tasks of the automatic refreshes the model started;
 //! * every init that ran is one the model expected (single-flight), with an epoch above every
 //!   epoch seen before;
 //! * every removal reported to the listener is one the model expected (cause, key, epoch, value),
@@ -1124,7 +1130,7 @@ impl Model {
         else {
             unreachable!()
         };
-        if !refresh_at.is_some_and(|at| self.now >= at) {
+        if refresh_at.is_none_or(|at| self.now < at) {
             return Ok(None);
         }
         let key = self.calls[c].key;
