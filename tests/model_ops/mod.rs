@@ -256,7 +256,9 @@ fn own_interval(id: u64) -> Option<u64> {
     Some(id % 3).filter(|&n| n != 0)
 }
 
-/// Decodes a fuzzer's bytes: two bytes of config, then two bytes per op: the first byte's
+/// Decodes a fuzzer's bytes: two bytes of config (the second's high bit turns on
+/// `refresh_after`, bits 4-5 its seconds, bit 6 `refresh_after_entry`), then two bytes per op:
+/// the first byte's
 /// low nibble is the op code (its high nibble picks the inspect ops under code 15), the second
 /// its operands.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
