@@ -258,9 +258,8 @@ fn own_interval(id: u64) -> Option<u64> {
 
 /// Decodes a fuzzer's bytes: two bytes of config (the second's high bit turns on
 /// `refresh_after`, bits 4-5 its seconds, bit 6 `refresh_after_entry`), then two bytes per op:
-/// the first byte's
-/// low nibble is the op code (its high nibble picks the inspect ops under code 15), the second
-/// its operands.
+/// the first byte's low nibble is the op code (its high nibble picks the inspect ops under code
+/// 15), the second its operands.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let opt = |b: u8| (b % 5 != 0).then_some(b % 5);
