@@ -1,6 +1,6 @@
 //! Linearizability of the core operations under real concurrency: `get`, `insert`, `replace`,
-//! `invalidate`, `remove`, and `get_or_init`, `refresh` and `try_refresh` with an init that is
-//! ready at once (a `try_refresh` fails half of the time), `refreshing` followed by
+//! `invalidate`, `remove`, and `get_or_init`, `refresh`, `try_refresh` and `refresh_if` with an
+//! init that is ready at once (a `try_refresh` fails half of the time), `refreshing` followed by
 //! `invalidate` of the refresh it reports, `iter`, and `invalidate_if` choosing one key or all.
 //!
 //! Each round runs 3 threads × 4 random operations on 1 or 2 keys, started together behind a
@@ -27,7 +27,10 @@
 //! the entry stays). While a refresh runs, reads return the entry it refreshes. A refresh whose
 //! init did not run joined a flight or refresh and returns its value (or shares its error). A
 //! failed flight's epoch is never returned, so the specification leaves it unknown. Flights are
-//! named by their value, unique per operation.
+//! named by their value, unique per operation. `refresh_if(k, e)` is a refresh of the entry `e`
+//! only: a `Claim` whose init was given exactly the entry the key holds (epoch `e`, no refresh
+//! beside it), or a join of the refresh beside that entry, or `None` when the key does not hold
+//! the ready entry `e`.
 //!
 //! `iter` is one event: a snapshot of every key. It is atomic only within one shard, so it runs
 //! only in rounds whose keys share a shard (single-shard memos — every other pair of rounds —
@@ -72,14 +75,19 @@ enum Op {
     GetOrInit(u8),
     /// A `refresh` or `try_refresh` whose init did not run: it joined a flight or a refresh.
     Joined(u8),
+    /// A `refresh_if(key, observed)` whose init did not run: it joined the refresh beside the
+    /// entry `observed`, or (`None`) the key did not hold that ready entry.
+    RefreshIf(u8, Epoch),
     /// The first half of a call whose init ran: it created a flight (`refresh == false`: a
     /// `get_or_init`, on an empty key) or a refresh (on an empty key: the key's flight; beside a
-    /// ready entry: its refresh) with this value and epoch (unknown if it failed).
+    /// ready entry: its refresh) with this value and epoch (unknown if it failed). `given`:
+    /// the entry a `refresh_if` init was handed (value, epoch), which must be the key's.
     Claim {
         key: u8,
         value: u64,
         epoch: Option<Epoch>,
         refresh: bool,
+        given: Option<Stored>,
     },
     /// The second half: the flight's value is committed if it is still attached (in the key's
     /// slot, or beside the entry it refreshes).
@@ -127,6 +135,9 @@ struct Event {
     op: Op,
     ret: Ret,
 }
+
+/// A ready entry: its value and epoch.
+type Stored = (u64, Epoch);
 
 /// A flight or refresh: its value, and its epoch (unknown for one that fails).
 type Flight = (u64, Option<Epoch>);
@@ -242,6 +253,14 @@ fn step(state: &State, thread: usize, op: Op, ret: Ret) -> Option<State> {
             Slot::Flight(f) | Slot::Ready(_, _, Some(f)) => (f == (v, Some(e))).then_some(next),
             _ => None,
         },
+        (Op::RefreshIf(k, observed), Ret::Entry(got)) => match (state[key(k)].0, got) {
+            (Slot::Ready(_, e, Some((v, Some(r)))), Some(got)) if e == observed => {
+                ((v, r) == got).then_some(next)
+            }
+            (Slot::Ready(_, e, _), None) if e == observed => None,
+            (_, None) => Some(next),
+            _ => None,
+        },
         (Op::Joined(k), Ret::Error(v)) => match state[key(k)].0 {
             Slot::Flight((f, None)) | Slot::Ready(_, _, Some((f, None))) => {
                 (f == v).then_some(next)
@@ -254,6 +273,7 @@ fn step(state: &State, thread: usize, op: Op, ret: Ret) -> Option<State> {
                 value,
                 epoch,
                 refresh,
+                given,
             },
             Ret::Unit,
         ) => {
@@ -262,6 +282,10 @@ fn step(state: &State, thread: usize, op: Op, ret: Ret) -> Option<State> {
             }
             let flight = (value, epoch);
             next[key(k)].0 = match state[key(k)].0 {
+                Slot::Ready(v, e, None) if given.is_some() => {
+                    (given == Some((v, e))).then_some(Slot::Ready(v, e, Some(flight)))?
+                }
+                _ if given.is_some() => return None, // it would have joined, or found none
                 Slot::Empty => Slot::Flight(flight),
                 Slot::Ready(v, e, None) if refresh => Slot::Ready(v, e, Some(flight)),
                 _ => return None, // it would have hit, or joined
@@ -444,7 +468,7 @@ fn worker(
     for i in 0..OPS {
         let k = rng.below(keys) as u8;
         let value = (thread * 100 + i) as u64 + 1;
-        let choice = rng.below(18);
+        let choice = rng.below(20);
         let observed = {
             let seen = seen.lock().unwrap();
             (!seen.is_empty()).then(|| seen[rng.below(seen.len() as u64) as usize])
@@ -522,6 +546,62 @@ fn worker(
                             ret: Ret::Removed(removed),
                         });
                     }
+                }
+                continue;
+            }
+            (18..=19, _) => {
+                // `refresh_if` of the epoch `get` reports (18: often current), or (19) of one
+                // seen before (often stale). The hint read is not an event of the history.
+                let observed = match choice {
+                    18 => memo.get(&k).map(|e| e.epoch()).or(observed),
+                    _ => observed,
+                };
+                let Some(observed) = observed else {
+                    continue;
+                };
+                let call = tick();
+                let ran: Arc<Mutex<Option<(u64, Stored)>>> = Arc::default();
+                let started = Arc::clone(&ran);
+                let init = move |old: async_memo::Entry<u64>| {
+                    *started.lock().unwrap() = Some((tick(), (*old.value(), old.epoch())));
+                    async move {
+                        spin(spins);
+                        value
+                    }
+                };
+                let got = futures::executor::block_on(memo.refresh_if(k, observed, init));
+                let ret_at = tick();
+                let got = got.map(|entry| (*entry.value(), entry.epoch()));
+                if let Some((_, e)) = got {
+                    seen.lock().unwrap().push(e);
+                }
+                let ev = |call, ret_at, op, ret| Event {
+                    thread,
+                    call,
+                    ret_at,
+                    op,
+                    ret,
+                };
+                match *ran.lock().unwrap() {
+                    Some((at, given)) => {
+                        let (v, e) = got.expect("the creator of a refresh receives its value");
+                        assert_eq!(v, value, "the creator receives its own value");
+                        let claim = Op::Claim {
+                            key: k,
+                            value,
+                            epoch: Some(e),
+                            refresh: true,
+                            given: Some(given),
+                        };
+                        events.push(ev(call, at, claim, Ret::Unit));
+                        events.push(ev(at, ret_at, Op::Commit(k, value, e), Ret::Unit));
+                    }
+                    None => events.push(ev(
+                        call,
+                        ret_at,
+                        Op::RefreshIf(k, observed),
+                        Ret::Entry(got),
+                    )),
                 }
                 continue;
             }
@@ -604,6 +684,7 @@ fn worker(
                             value,
                             epoch,
                             refresh: true,
+                            given: None,
                         };
                         events.push(ev(call, at, claim, Ret::Unit));
                         let end = match epoch {
@@ -648,6 +729,7 @@ fn worker(
                                 value,
                                 epoch: Some(e),
                                 refresh: false,
+                                given: None,
                             },
                             ret: Ret::Unit,
                         });
@@ -705,6 +787,7 @@ fn concurrent_histories_are_linearizable() {
         let (mut joins, mut detached) = (0, 0);
         let (mut refreshes, mut refreshes_detached) = (0, 0);
         let (mut iters, mut sweeps, mut swept) = (0, 0, 0);
+        let (mut refresh_ifs, mut refresh_ifs_started) = (0, 0);
         for round in 0..rounds {
             let keys = 1 + round % 2;
             // Every other pair of rounds runs on one shard: there `iter` and a sweep of every
@@ -769,11 +852,21 @@ fn concurrent_histories_are_linearizable() {
             );
             flights += history
                 .iter()
-                .filter(|e| matches!(e.op, Op::GetOrInit(_) | Op::Joined(_)))
+                .filter(|e| matches!(e.op, Op::GetOrInit(_) | Op::Joined(_) | Op::RefreshIf(..)))
                 .count();
             refreshes += stats.refreshes_started;
             refreshes_detached += stats.refreshes_detached;
             iters += history.iter().filter(|e| e.op == Op::Iter).count();
+            for e in &history {
+                match e.op {
+                    Op::RefreshIf(..) => refresh_ifs += 1,
+                    Op::Claim { given: Some(_), .. } => {
+                        (refresh_ifs, refresh_ifs_started) =
+                            (refresh_ifs + 1, refresh_ifs_started + 1)
+                    }
+                    _ => {}
+                }
+            }
             sweeps += history
                 .iter()
                 .filter(|e| matches!(e.op, Op::Sweep { .. }))
@@ -790,7 +883,8 @@ fn concurrent_histories_are_linearizable() {
             "linearizability: {rounds} rounds, {overlapping} with overlapping operations, \
              {flights} get_or_init or refresh calls that joined or hit ({joins} joined a \
              flight), {detached} flights detached while in progress; {refreshes} refreshes \
-             started, {refreshes_detached} detached; {iters} iter, {sweeps} invalidate_if \
+             started, {refreshes_detached} detached; {refresh_ifs} refresh_if \
+             ({refresh_ifs_started} started a refresh); {iters} iter, {sweeps} invalidate_if \
              ({swept} entries invalidated in all)"
         );
         let _ = tx.send(());
@@ -821,6 +915,7 @@ fn the_checker_rejects_what_the_spec_forbids() {
         value,
         epoch: Some(epoch),
         refresh,
+        given: None,
     };
     let ev = |thread, call, ret_at, op, ret| Event {
         thread,
@@ -945,6 +1040,7 @@ fn the_checker_rejects_what_the_spec_forbids() {
                 value: 5,
                 epoch: None,
                 refresh: true,
+                given: None,
             },
             Ret::Unit,
         ),
@@ -960,6 +1056,46 @@ fn the_checker_rejects_what_the_spec_forbids() {
         !linearizable(&joined_late, 1),
         "joined a refresh that had failed"
     );
+    // refresh_if(k, e): its init is handed the entry e, and it commits onto that entry only.
+    let claim_if = |value, epoch, given| Op::Claim {
+        key: 0,
+        value,
+        epoch: Some(epoch),
+        refresh: true,
+        given: Some(given),
+    };
+    let refreshed_if = [
+        ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),
+        ev(1, 2, 3, claim_if(5, epochs[1], (1, epochs[0])), Ret::Unit),
+        ev(
+            2,
+            4,
+            5,
+            Op::RefreshIf(0, epochs[0]),
+            Ret::Entry(Some((5, epochs[1]))),
+        ),
+        ev(1, 6, 7, Op::Commit(0, 5, epochs[1]), Ret::Unit),
+        ev(2, 8, 9, Op::RefreshIf(0, epochs[0]), Ret::Entry(None)),
+        ev(2, 10, 11, Op::Get(0), Ret::Entry(Some((5, epochs[1])))),
+    ];
+    assert!(linearizable(&refreshed_if, 1));
+    // Handed an entry the key no longer held (a newer insert): rejected.
+    let mut handed_stale = refreshed_if;
+    handed_stale[0] = ev(0, 0, 1, Op::Insert(0, 2), Ret::Epoch(epochs[0]));
+    assert!(!linearizable(&handed_stale, 1));
+    // "The key no longer holds e" while it does: rejected.
+    let mut gone_too_soon = refreshed_if;
+    gone_too_soon[2].ret = Ret::Entry(None);
+    assert!(!linearizable(&gone_too_soon, 1));
+    // Joined a refresh of another generation: rejected.
+    let mut joined_another = refreshed_if;
+    joined_another[2].op = Op::RefreshIf(0, epochs[2]);
+    assert!(!linearizable(&joined_another, 1));
+    // Caffeine #193 for refresh_if: committed after its entry was removed: rejected.
+    let mut after_remove = refreshed_if;
+    after_remove[2] = ev(2, 4, 5, Op::Remove(0), Ret::Entry(Some((1, epochs[0]))));
+    assert!(!linearizable(&after_remove, 1));
+
     // replace: of two replaces of one epoch, one wins; the loser learns the current epoch.
     let replaced = [
         ev(0, 0, 1, Op::Insert(0, 1), Ret::Epoch(epochs[0])),

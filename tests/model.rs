@@ -5,7 +5,9 @@
 //! and with a refresh's; `remove`; `invalidate_all`; `get`; `epoch`; `refreshing`; `iter`;
 //! `invalidate_if` with predicates by key parity, flights only, entries only, all, and one that
 //! re-enters the memo to insert a replacement for what it judges; clock advances
-//! with a time to live and a time to idle; capacity pressure — checked step by step against a
+//! with a time to live and a time to idle; capacity pressure; automatic refresh
+//! (`refresh_after`, `refresh_after_entry`), whose spawned tasks are live calls polled and
+//! dropped like the others — checked step by step against a
 //! sequential model of the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
 //! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
 //!
@@ -68,18 +70,55 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// A memo with `refresh_after` (0 to 3 s) whose spawner queues each refresh's task as a live
+/// call, polled and dropped like the others.
+fn refreshing_config() -> impl Strategy<Value = Config> {
+    (config(), 0..4u8).prop_map(|(config, after)| Config {
+        refresh_after: Some(after),
+        ..config
+    })
+}
+
 fn config() -> impl Strategy<Value = Config> {
     (
         prop::option::weighted(0.5, 1..4u8),
         prop::option::weighted(0.4, 1..5u8),
         prop::option::weighted(0.2, 1..5u8),
+        prop::option::weighted(0.4, 0..4u8),
+        any::<bool>(),
     )
-        .prop_map(|(capacity, ttl, tti)| Config { capacity, ttl, tti })
+        .prop_map(|(capacity, ttl, tti, refresh_after, per_entry)| Config {
+            capacity,
+            ttl,
+            tti,
+            refresh_after,
+            per_entry,
+        })
 }
 
 proptest! {
     #[test]
     fn memo_follows_the_model(config in config(), ops in prop::collection::vec(op(), 1..48)) {
+        model_ops::quiet_injected_panics(false);
+        if let Err(violation) = model_ops::run(config, &ops) {
+            prop_assert!(false, "{}", violation);
+        }
+    }
+}
+
+proptest! {
+    // Automatic refresh, always on: a read of a due entry returns it at once and starts exactly
+    // one refresh, which commits only onto the entry it refreshes; a failure throttles the next
+    // attempt. 64 cases here; `memo_follows_the_model` covers it in some of its 256 too.
+    #![proptest_config(ProptestConfig {
+        cases: ProptestConfig::default().cases / 4,
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn memo_with_refresh_after_follows_the_model(
+        config in refreshing_config(),
+        ops in prop::collection::vec(op(), 1..48),
+    ) {
         model_ops::quiet_injected_panics(false);
         if let Err(violation) = model_ops::run(config, &ops) {
             prop_assert!(false, "{}", violation);
@@ -123,6 +162,7 @@ fn a_known_sequence_passes() {
         capacity: Some(2),
         ttl: Some(2),
         tti: None,
+        ..Config::PLAIN
     };
     model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
     model_ops::run(Config::PLAIN, &ops).unwrap_or_else(|e| panic!("{e}"));
@@ -201,6 +241,7 @@ fn a_known_refresh_sequence_passes() {
         capacity: Some(1),
         ttl: Some(2),
         tti: None,
+        ..Config::PLAIN
     };
     model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
 }
@@ -261,11 +302,95 @@ fn a_known_inspect_sequence_passes() {
             capacity: Some(2),
             ttl: Some(2),
             tti: None,
+            ..Config::PLAIN
         },
         Config {
             capacity: Some(1),
             ttl: None,
             tti: Some(1),
+            ..Config::PLAIN
+        },
+    ] {
+        model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The interpreter's automatic-refresh side (`refresh_after` 2 s, on one key): a due read is
+/// served and spawns one task, a second due read joins nothing and spawns nothing; the task
+/// commits; a refresh whose entry is invalidated, replaced, or expired meanwhile never commits
+/// (Caffeine #193); a failed automatic refresh holds off the next attempt for 2 s from its
+/// failure (Caffeine #286); a dropped task abandons its refresh; a panicking init closure fails
+/// it; a manual refresh joins an automatic one.
+#[test]
+fn a_known_refresh_after_sequence_passes() {
+    model_ops::quiet_injected_panics(false);
+    let read = |kind, init| Op::Call { key: 0, kind, init };
+    let open = |outcome| Op::Open { gate: 0, outcome };
+    let poll = Op::Poll { call: 0 };
+    let wait = Op::Advance { secs: 2 };
+    let ops = [
+        read(Kind::Plain, Init::Value),
+        Op::Advance { secs: 1 },
+        read(Kind::Plain, Init::Value), // not due yet
+        Op::Advance { secs: 1 },
+        read(Kind::Plain, Init::Gated),    // due: served, one task
+        read(Kind::Fallible, Init::Value), // served, no second refresh
+        Op::Refreshing { key: 0 },
+        open(Outcome::Value),
+        poll, // the task commits
+        Op::Get { key: 0 },
+        wait,
+        read(Kind::Plain, Init::Gated),
+        Op::Invalidate { key: 0 }, // detaches the refresh with its entry
+        open(Outcome::Value),
+        poll,
+        Op::Get { key: 0 },
+        Op::Insert { key: 0 },
+        wait,
+        read(Kind::Fallible, Init::Gated),
+        Op::Replace { key: 0, back: 0 },
+        open(Outcome::Value),
+        poll,
+        wait,
+        read(Kind::Fallible, Init::Error),
+        Op::Advance { secs: 1 },
+        poll, // fails: the next attempt waits 2 s from now
+        wait,
+        read(Kind::Plain, Init::Value), // 1 s after its start: still throttled
+        Op::Advance { secs: 1 },
+        read(Kind::Plain, Init::Value),   // 2 s after the failure: due
+        read(Kind::Refresh, Init::Value), // a manual refresh joins it
+        poll,
+        wait,
+        read(Kind::Plain, Init::Value),
+        Op::Drop { call: 0 }, // the spawner's task dropped: abandoned
+        read(Kind::Plain, Init::PanicInClosure), // throttled since the abandoned start
+        wait,
+        read(Kind::Plain, Init::PanicInClosure),
+        wait,
+        read(Kind::Plain, Init::Gated),
+        Op::Advance { secs: 3 },
+        open(Outcome::Value),
+        poll,
+    ];
+    let refreshing = Config {
+        refresh_after: Some(2),
+        ..Config::PLAIN
+    };
+    model_ops::run(refreshing, &ops).unwrap_or_else(|e| panic!("{e}"));
+    for config in [
+        Config {
+            ttl: Some(3),
+            ..refreshing
+        },
+        Config {
+            capacity: Some(1),
+            per_entry: true,
+            ..refreshing
+        },
+        Config {
+            refresh_after: Some(0),
+            ..Config::PLAIN
         },
     ] {
         model_ops::run(config, &ops).unwrap_or_else(|e| panic!("{e}"));

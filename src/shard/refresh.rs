@@ -40,6 +40,10 @@ where
     {
         let of = flight.refreshes().expect("a refresh flight");
         if !self.refreshes.detach_exact(hash, flight) {
+            // Seeded bug (.ci/mutants): a detached refresh stores its value anyway (Caffeine #193).
+            #[cfg(async_memo_mutant = "refresh_commits_after_detach")]
+            return Ok(drop(self.insert(hash, owned, arrival, at, out)));
+            #[cfg(not(async_memo_mutant = "refresh_commits_after_detach"))]
             return Err((arrival.entry, owned)); // detached: its entry left, or it was invalidated
         }
         let Ok(mut found) = self.table.find_entry(hash, is_key(hash, &owned)) else {

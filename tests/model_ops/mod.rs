@@ -7,11 +7,17 @@
 //! callers. A refresh is a flight attached to the ready entry it refreshes (`refresh`), which
 //! commits only onto that entry: whatever takes the entry out of its slot (invalidate, remove,
 //! insert, replace, invalidate_all, expiry, eviction) detaches it, readers keep the entry while it
-//! runs, and an error or panic leaves the entry. Every `get_or_init`, `refresh` (and `try_` form)
+//! runs, and an error or panic leaves the entry. With `refresh_after`, a `get_or_init`-family
+//! read of an entry due for a refresh (a time per entry, set at its commit) returns it and
+//! starts one refresh with its own init, unless one is in flight; either way the entry's next
+//! automatic attempt moves `after` on, and so it does from a refresh's failure (not from a
+//! panic). The spawner queues the task; the interpreter adds it to the live calls, as the
+//! refresh's creator whose output is `()`. Every `get_or_init`, `refresh` (and `try_` form)
 //! call is a future polled by hand, on this thread, with a waker that counts its wake-ups, so a
 //! run is deterministic. After every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
+//! * the spawner received exactly the tasks of the automatic refreshes the model started;
 //! * every init that ran is one the model expected (single-flight), with an epoch above every
 //!   epoch seen before;
 //! * every removal reported to the listener is one the model expected (cause, key, epoch, value),
@@ -55,12 +61,16 @@ pub enum Kind {
     Refresh,
     TryRefresh,
     RefreshIf,
+    /// Not a kind of [`Op::Call`]: the task an automatic refresh hands to the spawner, which
+    /// the interpreter adds to the live calls (so `Poll` and `Drop` reach it). It counts as its
+    /// refresh's creator, and ends (`()`) whatever the refresh's outcome.
+    Task,
 }
 
 impl Kind {
-    /// Whether the call receives its flight's error (`Arc<Failure>`).
+    /// Whether the call receives its flight's error (`Arc<Failure>`); a task takes it and ends.
     fn fallible(self) -> bool {
-        matches!(self, Kind::Fallible | Kind::TryRefresh)
+        matches!(self, Kind::Fallible | Kind::TryRefresh | Kind::Task)
     }
 
     /// Whether the call refreshes a ready entry (or, with none, is `get_or_init`).
@@ -223,6 +233,11 @@ pub struct Config {
     pub ttl: Option<u8>,
     /// Time to idle, in seconds.
     pub tti: Option<u8>,
+    /// `refresh_after`, in seconds (0 included: every read of a committed entry is due), with
+    /// a spawner that queues the task for the interpreter.
+    pub refresh_after: Option<u8>,
+    /// With `refresh_after`: also `refresh_after_entry`, by value id (see [`own_interval`]).
+    pub per_entry: bool,
 }
 
 impl Config {
@@ -230,12 +245,21 @@ impl Config {
         capacity: None,
         ttl: None,
         tti: None,
+        refresh_after: None,
+        per_entry: false,
     };
 }
 
-/// Decodes a fuzzer's bytes: two bytes of config, then two bytes per op: the first byte's
-/// low nibble is the op code (its high nibble picks the inspect ops under code 15), the second
-/// its operands.
+/// The `refresh_after_entry` interval of the value with this id, in seconds: `None` (the
+/// memo-wide interval) for a third of the ids, 1 or 2 for the others.
+fn own_interval(id: u64) -> Option<u64> {
+    Some(id % 3).filter(|&n| n != 0)
+}
+
+/// Decodes a fuzzer's bytes: two bytes of config (the second's high bit turns on
+/// `refresh_after`, bits 4-5 its seconds, bit 6 `refresh_after_entry`), then two bytes per op:
+/// the first byte's low nibble is the op code (its high nibble picks the inspect ops under code
+/// 15), the second its operands.
 pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
     let byte = |i: usize| data.get(i).copied().unwrap_or(0);
     let opt = |b: u8| (b % 5 != 0).then_some(b % 5);
@@ -243,6 +267,9 @@ pub fn decode(data: &[u8]) -> (Config, Vec<Op>) {
         capacity: opt(byte(0)),
         ttl: opt(byte(0) / 5),
         tti: opt(byte(1)),
+        // The high bits of the second byte, added later (the committed seeds leave them 0).
+        refresh_after: (byte(1) & 0x80 != 0).then_some(byte(1) / 16 % 4),
+        per_entry: byte(1) & 0x40 != 0,
     };
     let ops = data
         .get(2..)
@@ -515,6 +542,11 @@ struct InitRun {
     base: Option<(u64, Epoch)>,
 }
 
+/// The entry a refresh flight refreshes.
+fn flight_of(flight: &MFlight) -> Epoch {
+    flight.refreshes.expect("a refresh flight")
+}
+
 /// A call's output; `Ok(None)` is `refresh_if`'s "the key no longer holds that entry".
 type CallOut = Result<Option<Entry<Val>>, Arc<Failure>>;
 type CallFut<'m> = Pin<Box<dyn Future<Output = CallOut> + 'm>>;
@@ -540,6 +572,8 @@ enum Polled {
     /// `refresh_if`: the key no longer holds the entry observed.
     Gone,
     Panic(PanicKind),
+    /// An automatic refresh's task ended (whatever its refresh's outcome).
+    Done,
 }
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -564,6 +598,8 @@ enum Slot {
         last_read: u64,
         /// The refresh flight attached to this entry.
         refresh: Option<usize>,
+        /// When a read finds it due for an automatic refresh (`None`: never).
+        refresh_at: Option<u64>,
     },
     Flight(usize),
 }
@@ -658,6 +694,9 @@ struct Model {
     stored: bool,
     /// Inits the current op ran, in order.
     inits: Vec<InitRun>,
+    /// The task calls of the automatic refreshes the current op started, in order: the
+    /// spawner must have received exactly these.
+    spawned: Vec<usize>,
 }
 
 impl Model {
@@ -685,12 +724,34 @@ impl Model {
 
     fn ready(&self, key: u8, epoch: Epoch, id: u64) -> Slot {
         let _ = key;
+        let own = own_interval(id).filter(|_| self.config.per_entry);
         Slot::Ready {
             epoch,
             id,
             deadline: self.deadline(),
             last_read: self.now,
             refresh: None,
+            refresh_at: (self.config.refresh_after)
+                .map(|after| self.now + own.unwrap_or(u64::from(after))),
+        }
+    }
+
+    /// When an automatic refresh that starts or fails now is tried again.
+    fn retry_at(&self) -> Option<u64> {
+        (self.config.refresh_after).map(|after| self.now + u64::from(after))
+    }
+
+    /// A refresh of the entry `of` failed without a panic: the entry's next automatic refresh
+    /// waits an interval from now (semantics 20; a panic keeps the retry its start set).
+    fn throttle(&mut self, key: u8, of: Epoch) {
+        let retry = self.retry_at();
+        if let Some(Slot::Ready {
+            epoch, refresh_at, ..
+        }) = self.slots.get_mut(&key)
+        {
+            if *epoch == of {
+                *refresh_at = (*refresh_at).max(retry);
+            }
         }
     }
 
@@ -809,7 +870,10 @@ impl Model {
         if refresh {
             match outcome {
                 Outcome::Value => self.commit_refresh(f),
-                Outcome::Error => self.counters.failed += 1,
+                Outcome::Error => {
+                    self.counters.failed += 1;
+                    self.throttle(key, flight_of(&self.flights[f]));
+                }
                 Outcome::Panic => self.counters.panicked += 1,
             }
             if outcome != Outcome::Value {
@@ -993,6 +1057,9 @@ impl Model {
                             self.touch(key);
                             self.counters.hits += 1;
                             self.calls[c].state = CState::Finished;
+                            if let Some(panic) = self.auto_refresh(c, s)? {
+                                return Ok(panic);
+                            }
                             return Ok(Polled::Value { id, epoch });
                         }
                         Some(Slot::Flight(f)) => self.join(c, f),
@@ -1048,6 +1115,62 @@ impl Model {
                 },
             }
         }
+    }
+
+    /// The `get_or_init`-family call `c` hit the ready entry `slot`: if it is due, its next
+    /// automatic attempt moves an interval on, and unless a refresh is in flight beside it,
+    /// one starts with `c`'s init and its task goes to the spawner. `Some` if that init
+    /// panicked in its closure: the refresh fails, and the panic goes to `c` instead of the hit.
+    fn auto_refresh(&mut self, c: usize, slot: Slot) -> Result<Option<Polled>, String> {
+        let Slot::Ready {
+            epoch,
+            refresh,
+            refresh_at,
+            ..
+        } = slot
+        else {
+            unreachable!()
+        };
+        if refresh_at.is_none_or(|at| self.now < at) {
+            return Ok(None);
+        }
+        let key = self.calls[c].key;
+        let retry = self.retry_at();
+        if let Some(Slot::Ready { refresh_at, .. }) = self.slots.get_mut(&key) {
+            *refresh_at = retry;
+        }
+        if refresh.is_some() {
+            return Ok(None); // one refresh at a time
+        }
+        let run = self.take_init(c)?;
+        self.see_epoch(key, run.epoch)?;
+        let (init, fallible) = (self.calls[c].init, self.calls[c].kind.fallible());
+        let task = self.calls.len();
+        self.calls.push(MCall {
+            key,
+            kind: Kind::Task,
+            init,
+            observed: None,
+            state: CState::Start,
+        });
+        let f = self.start_flight(task, run, Some(epoch));
+        self.counters.misses -= 1; // started by a hit
+        self.flights[f].fallible = fallible;
+        if let Some(Slot::Ready { refresh, .. }) = self.slots.get_mut(&key) {
+            *refresh = Some(f);
+        }
+        if init != Init::PanicInClosure {
+            self.spawned.push(task);
+            return Ok(None);
+        }
+        // The reader's init closure panicked before a task existed.
+        self.calls[task].state = CState::Finished;
+        self.counters.panicked += 1;
+        self.counters.refresh_failed += 1;
+        self.free(f);
+        self.flights[f].state = FState::Panicked;
+        self.flights[f].callers.clear();
+        Ok(Some(Polled::Panic(PanicKind::Injected)))
     }
 
     /// Call `c` joins flight `f` (the key's, or a refresh).
@@ -1187,6 +1310,10 @@ pub fn run(config: Config, ops: &[Op]) -> Result<(), String> {
 
 type Log = Arc<Mutex<Vec<Event>>>;
 
+/// What the spawner of `refresh_after` received.
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Spawned = Arc<Mutex<Vec<Task>>>;
+
 fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), String> {
     let live = Arc::new(Live::default());
     let clock = ManualClock::new();
@@ -1202,6 +1329,16 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
     }
     if let Some(tti) = config.tti {
         builder = builder.time_to_idle(Duration::from_secs(u64::from(tti)));
+    }
+    let spawned: Spawned = Arc::default();
+    if let Some(after) = config.refresh_after {
+        let queue = Arc::clone(&spawned);
+        let spawn = move |task| queue.lock().unwrap().push(task);
+        builder = builder.refresh_after(Duration::from_secs(u64::from(after)), spawn);
+        if config.per_entry {
+            builder = builder
+                .refresh_after_entry(|_, v: &Val| own_interval(v.id).map(Duration::from_secs));
+        }
     }
     let memo = {
         let log = Arc::clone(&log);
@@ -1227,6 +1364,7 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
         expected: Vec::new(),
         stored: false,
         inits: Vec::new(),
+        spawned: Vec::new(),
     };
     let mut real: BTreeMap<usize, RealCall<'_>> = BTreeMap::new();
 
@@ -1236,6 +1374,7 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
         model.stored = false;
         let note = apply(op, &memo, &log, &clock, &live, &runs, &mut model, &mut real)?;
         let _ = writeln!(trace, "  => {note}");
+        adopt_tasks(&spawned, &mut model, &mut real)?;
         check(&memo, &log, &live, &runs, &mut model, &real, len_before)?;
     }
 
@@ -1277,6 +1416,38 @@ fn run_inner(config: Config, ops: &[Op], trace: &mut String) -> Result<(), Strin
     Ok(())
 }
 
+/// Takes what the spawner received during an op: exactly one task per automatic refresh the
+/// model started, which become live calls (polled and dropped by `Poll` and `Drop`).
+fn adopt_tasks(
+    spawned: &Spawned,
+    model: &mut Model,
+    real: &mut BTreeMap<usize, RealCall<'_>>,
+) -> Result<(), String> {
+    let tasks = std::mem::take(&mut *spawned.lock().unwrap());
+    let want = std::mem::take(&mut model.spawned);
+    if tasks.len() != want.len() {
+        return Err(format!(
+            "the spawner received {} refresh tasks, the model says {} (tasks c{want:?})",
+            tasks.len(),
+            want.len()
+        ));
+    }
+    for (c, task) in want.into_iter().zip(tasks) {
+        let fut: CallFut<'_> = Box::pin(async move {
+            task.await;
+            Ok(None)
+        });
+        let waker = Arc::default();
+        let call = RealCall {
+            fut,
+            waker,
+            pending_at: None,
+        };
+        real.insert(c, call);
+    }
+    Ok(())
+}
+
 /// Performs `op` on the memo and on the model; returns a note for the trace.
 #[allow(clippy::too_many_arguments)]
 fn apply<'m>(
@@ -1294,6 +1465,9 @@ fn apply<'m>(
     };
     Ok(match op {
         Op::Call { key, kind, init } => {
+            if kind == Kind::Task {
+                return Ok("a task is not a kind of call".into());
+            }
             let key = key % KEYS;
             let observed = match kind {
                 Kind::RefreshIf => match model.current_epoch(key) {
@@ -1361,6 +1535,7 @@ fn apply<'m>(
                     };
                     Ok(memo.refresh_if(key, observed, start).await)
                 }),
+                Kind::Task => unreachable!("returned above"),
             };
             real.insert(
                 c,
@@ -1783,7 +1958,17 @@ fn poll_call(
         }
     };
     model.inits = std::mem::take(&mut *runs.lock().unwrap());
-    let want = model.poll(c)?;
+    let mut want = model.poll(c)?;
+    let mut got = got;
+    if model.calls[c].kind == Kind::Task {
+        // A task ends with `()` whatever its refresh's outcome (a panic ends it quietly).
+        if got == Polled::Gone {
+            got = Polled::Done;
+        }
+        if want != Polled::Pending {
+            want = Polled::Done;
+        }
+    }
     if let Some(run) = model.inits.first() {
         return Err(format!(
             "an init ran that the model did not expect (of c{}, epoch {}): single-flight broken",
