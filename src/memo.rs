@@ -1,7 +1,6 @@
 //! `AsyncMemo`: the public handle and its methods.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
@@ -14,7 +13,7 @@ use crate::removal::Removals;
 use crate::shard::Want;
 use crate::stats::Stats;
 use crate::table::Table;
-use crate::{Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
+use crate::{DefaultHashBuilder, Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
 
 /// An async memo: runs an async computation once per key, shares it with every concurrent
 /// caller, and keeps the result until it is invalidated, removed or replaced.
@@ -39,7 +38,7 @@ use crate::{Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
 /// assert!(memo.get("a").is_none());
 /// # });
 /// ```
-pub struct AsyncMemo<K, V, S = RandomState> {
+pub struct AsyncMemo<K, V, S = DefaultHashBuilder> {
     pub(crate) table: Arc<Table<K, V, S>>,
 }
 
