@@ -1,6 +1,5 @@
 //! `MemoBuilder`: the knobs of a memo, set before it is built.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
@@ -11,7 +10,7 @@ use crate::clock::{Clock, Timer};
 use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
 use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Task, Weigher};
-use crate::{AsyncMemo, Entry, RemovalCause};
+use crate::{AsyncMemo, DefaultHashBuilder, Entry, RemovalCause};
 
 /// A removal listener given its own memo (`on_removal_with_memo`).
 type MemoListener<K, V, S> =
@@ -52,7 +51,7 @@ const MAX_SHARDS: usize = 1 << 16;
 /// # Examples
 ///
 /// ```
-/// use std::collections::hash_map::RandomState;
+/// use std::hash::RandomState;
 /// use async_memo::AsyncMemo;
 ///
 /// let memo: AsyncMemo<String, u32, RandomState> = AsyncMemo::builder()
@@ -61,7 +60,7 @@ const MAX_SHARDS: usize = 1 << 16;
 ///     .build();
 /// assert!(memo.is_empty());
 /// ```
-pub struct MemoBuilder<K, V, S = RandomState> {
+pub struct MemoBuilder<K, V, S = DefaultHashBuilder> {
     shards: Option<usize>,
     hasher: S,
     capacity: Option<u64>,
@@ -99,7 +98,7 @@ impl<K, V> MemoBuilder<K, V> {
     pub(crate) fn new() -> Self {
         MemoBuilder {
             shards: None,
-            hasher: RandomState::new(),
+            hasher: DefaultHashBuilder::default(),
             capacity: None,
             weigher: None,
             rules: ExpiryRules::default(),
@@ -135,23 +134,30 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         self
     }
 
-    /// The hasher used to pick a key's shard and slot (the default is std's `RandomState`,
-    /// which resists hash flooding).
+    /// The hasher used to pick a key's shard and slot; it becomes the memo's `S`.
+    ///
+    /// The default, [`DefaultHashBuilder`], is foldhash, seeded per memo: fast, but not
+    /// designed to resist a determined hash-flooding attacker who can choose keys. For keys an
+    /// attacker controls, pass `std::hash::RandomState::new()` (SipHash-1-3, keyed from the
+    /// operating system's random source), as below; it costs a few nanoseconds per hash.
     ///
     /// # Panics
     ///
-    /// If [`refresh_after`](Self::refresh_after) was already called: choose the hasher first
-    /// (the automatic refresh is set up for the memo's final types).
+    /// If [`refresh_after`](Self::refresh_after) or
+    /// [`on_removal_with_memo`](Self::on_removal_with_memo) was already called: choose the
+    /// hasher first (both are set up for the memo's final types).
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::hash::BuildHasherDefault;
-    /// use std::collections::hash_map::DefaultHasher;
+    /// use std::hash::RandomState;
+    /// use async_memo::AsyncMemo;
     ///
-    /// let memo: async_memo::AsyncMemo<u64, u64, BuildHasherDefault<DefaultHasher>> =
-    ///     async_memo::AsyncMemo::builder().hasher(BuildHasherDefault::default()).build();
-    /// memo.insert(1, 1).unwrap();
+    /// // Keys from the network: SipHash-1-3 instead of the default foldhash.
+    /// let sessions: AsyncMemo<String, u64, RandomState> =
+    ///     AsyncMemo::builder().hasher(RandomState::new()).build();
+    /// sessions.insert("token-from-a-client".to_string(), 1).unwrap();
+    /// assert_eq!(sessions.len(), 1);
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> MemoBuilder<K, V, S2> {
         assert!(

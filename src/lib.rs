@@ -345,6 +345,32 @@
 //! are; the init future itself must be `Send + 'static`, because whichever caller polls next,
 //! on whatever thread, drives it.
 //!
+//! # Hashing and hash flooding
+//!
+//! The default hasher, [`DefaultHashBuilder`], is [foldhash](https://crates.io/crates/foldhash)
+//! (its `fast` variant, hashbrown's default), seeded per memo: every memo draws its own seed,
+//! mixed with one drawn once per process. It is several times cheaper than SipHash on small
+//! keys, but it is **not** designed to resist a determined *hash-flooding* attacker — someone
+//! who chooses many keys (request paths, user names) that land in one bucket to make every
+//! operation slow. For keys an attacker controls, choose std's SipHash-1-3, keyed from the
+//! operating system's random source, with one builder call:
+//!
+//! ```
+//! use std::hash::RandomState;
+//! use async_memo::AsyncMemo;
+//!
+//! # futures::executor::block_on(async {
+//! let pages: AsyncMemo<String, String, RandomState> =
+//!     AsyncMemo::builder().hasher(RandomState::new()).build();
+//! let path = "/a/path/from/a/request".to_string();
+//! let page = pages.get_or_init(path, || async { "<html>".to_string() }).await;
+//! assert_eq!(page.value(), "<html>");
+//! # });
+//! ```
+//!
+//! Any other [`BuildHasher`](std::hash::BuildHasher) + `Clone` works the same way
+//! ([`MemoBuilder::hasher`]); the hasher becomes the memo's third type parameter.
+//!
 //! # Inspecting a memo
 //!
 //! [`iter`](AsyncMemo::iter) walks a snapshot of the ready entries, shard by shard;
@@ -384,6 +410,7 @@ mod epoch;
 mod expiry;
 mod flight;
 mod get_or_init;
+mod hasher;
 mod init;
 mod inspect;
 mod measure;
@@ -409,6 +436,7 @@ pub use crate::builder::MemoBuilder;
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
+pub use crate::hasher::{DefaultHashBuilder, DefaultHasher};
 pub use crate::inspect::Iter;
 pub use crate::memo::AsyncMemo;
 pub use crate::refused::Refused;

@@ -1,7 +1,6 @@
 //! `AsyncMemo`: the public handle and its methods.
 
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::sync::Arc;
 use crate::removal::Removals;
 use crate::stats::Stats;
 use crate::table::Table;
-use crate::{Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
+use crate::{DefaultHashBuilder, Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
 
 /// An async memo: runs an async computation once per key, shares it with every concurrent
 /// caller, and keeps the result until it is invalidated, removed or replaced.
@@ -34,7 +33,7 @@ use crate::{Entry, Epoch, MemoBuilder, Refused, RemovalCause, WeakMemo};
 /// assert!(memo.get("a").is_none());
 /// # });
 /// ```
-pub struct AsyncMemo<K, V, S = RandomState> {
+pub struct AsyncMemo<K, V, S = DefaultHashBuilder> {
     pub(crate) table: Arc<Table<K, V, S>>,
 }
 

@@ -1,11 +1,10 @@
 //! `WeakMemo`: a handle that does not keep its memo alive (for removal listeners).
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::sync::Weak;
 
-use crate::AsyncMemo;
 use crate::table::Table;
+use crate::{AsyncMemo, DefaultHashBuilder};
 
 /// A weak handle to an [`AsyncMemo`], from [`AsyncMemo::downgrade`]; it does not keep the memo
 /// alive.
@@ -22,7 +21,7 @@ use crate::table::Table;
 /// }
 /// assert_eq!(memo.len(), 1);
 /// ```
-pub struct WeakMemo<K, V, S = RandomState> {
+pub struct WeakMemo<K, V, S = DefaultHashBuilder> {
     table: Weak<Table<K, V, S>>,
 }
 

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Arc;
 
-use async_memo::{AsyncMemo, Entry, Epoch, MemoBuilder, Refused};
+use async_memo::{AsyncMemo, DefaultHashBuilder, Entry, Epoch, MemoBuilder, Refused};
 
 fn assert_send<T: Send>(_: &T) {}
 fn assert_send_sync_clone_debug<T: Send + Sync + Clone + Debug + 'static>() {}
@@ -30,6 +30,9 @@ fn memo_is_send_sync_clone() {
     assert_send_sync_clone_debug::<AsyncMemo<&'static str, u32, RandomState>>();
     assert_send_sync_clone_debug::<AsyncMemo<u64, u64, BuildHasherDefault<DefaultHasher>>>();
     assert_send_sync_debug::<MemoBuilder<String, String>>();
+    assert_send_sync_clone_debug::<DefaultHashBuilder>();
+    // Ours, not std's `DefaultHasher` (imported above for the memo with SipHash's fixed keys).
+    assert_send_sync_clone_debug::<async_memo::DefaultHasher>();
 }
 
 #[test]

@@ -3,10 +3,10 @@
 //! to `traces.rs`, which the including crate must declare as `mod traces` at its root).
 //!
 //! Every contender is used the way its documentation recommends for this job, with its default
-//! hasher: async-memo (`AsyncMemo`, whatever hasher `AsyncMemo<K, V>` names by default), moka
-//! (`moka::future::Cache`, std `RandomState`), quick_cache (`sync::Cache` with `get_or_insert_async`, foldhash), and the floor,
-//! a `parking_lot::RwLock<std::collections::HashMap>` (std `RandomState`) that neither coalesces
-//! concurrent computations nor evicts.
+//! hasher: async-memo (`AsyncMemo`, foldhash `fast`), moka (`moka::future::Cache`, std
+//! `RandomState`), quick_cache (`sync::Cache` with `get_or_insert_async`, foldhash `quality`),
+//! and the floor, a `parking_lot::RwLock<std::collections::HashMap>` (std `RandomState`) that
+//! neither coalesces concurrent computations nor evicts.
 //!
 //! Futures are driven by [`now`]: polled once with a no-op waker (every future here is ready
 //! at once when its init is), and finished with `futures::executor::block_on` otherwise. That
@@ -26,7 +26,7 @@ use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_memo::AsyncMemo;
+use async_memo::{AsyncMemo, DefaultHashBuilder};
 use parking_lot::RwLock;
 
 use crate::traces::{Rng, Zipf};
@@ -72,20 +72,8 @@ pub trait Contender: Send + Sync + 'static {
     fn len(&self) -> usize;
 }
 
-/// The hasher of `AsyncMemo<K, V>`, the crate's default, named without naming its type, so that
-/// the suite follows a change of the default.
-pub type MemoHasher = <AsyncMemo<u64, u64> as Hashed>::Hasher;
-
-pub trait Hashed {
-    type Hasher;
-}
-
-impl<K, V, S> Hashed for AsyncMemo<K, V, S> {
-    type Hasher = S;
-}
-
-/// async-memo; `S` is its hasher (the crate's default unless a diagnostic row says otherwise).
-pub struct Ours<S = MemoHasher>(pub AsyncMemo<u64, u64, S>);
+/// async-memo; `S` is its hasher (its default, foldhash, unless a diagnostic row says otherwise).
+pub struct Ours<S = DefaultHashBuilder>(pub AsyncMemo<u64, u64, S>);
 
 impl<S> Contender for Ours<S>
 where
