@@ -35,6 +35,9 @@
 //! # let _ = name; Ok(()) }
 //! ```
 //!
+//! The memo may be built with any hasher, such as std's SipHash `RandomState` for keys an
+//! attacker chooses: [`NearMemoBuilder::start`] takes an `AsyncMemo<K, V, S>` and shows how.
+//!
 //! # Semantics
 //!
 //! The memo keeps every guarantee of [`async_memo`]; this crate only turns log records into

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use async_memo::AsyncMemo;
+use async_memo::{AsyncMemo, DefaultHashBuilder};
 use tokio::task::JoinHandle;
 
 use crate::reader::{self, Listener, ReaderConfig, Shared, now_us};
@@ -22,7 +22,9 @@ use crate::{
 ///
 /// Build one with [`NearMemo::builder`]; see the [crate docs](crate) for the guarantees.
 /// Clones share the memo, the log and the reader task; the task stops when the last clone is
-/// dropped.
+/// dropped. `T` is the log ([`RedisLog`] by default), `C` the key codec ([`Plain`] by default)
+/// and `S` the memo's hasher ([`DefaultHashBuilder`] by default; another one, such as std's
+/// SipHash `RandomState`, comes with the memo given to [`NearMemoBuilder::start`]).
 ///
 /// # Examples
 ///
@@ -38,8 +40,8 @@ use crate::{
 /// users.invalidate(&"7".to_string()).await?;
 /// # let _ = name; Ok(()) }
 /// ```
-pub struct NearMemo<K, V, T = RedisLog, C = Plain> {
-    shared: Arc<Shared<K, V, C>>,
+pub struct NearMemo<K, V, T = RedisLog, C = Plain, S = DefaultHashBuilder> {
+    shared: Arc<Shared<K, V, C, S>>,
     log: Arc<T>,
     task: Arc<ReaderTask>,
 }
@@ -53,7 +55,7 @@ impl Drop for ReaderTask {
     }
 }
 
-impl<K, V, T, C> Clone for NearMemo<K, V, T, C> {
+impl<K, V, T, C, S> Clone for NearMemo<K, V, T, C, S> {
     fn clone(&self) -> Self {
         NearMemo {
             shared: Arc::clone(&self.shared),
@@ -63,7 +65,7 @@ impl<K, V, T, C> Clone for NearMemo<K, V, T, C> {
     }
 }
 
-impl<K, V, T: fmt::Debug, C> fmt::Debug for NearMemo<K, V, T, C> {
+impl<K, V, T: fmt::Debug, C, S> fmt::Debug for NearMemo<K, V, T, C, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NearMemo")
             .field("log", &self.log)
@@ -186,6 +188,12 @@ impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
     /// current), spawns the reader task from that end, and returns the handle. Every record
     /// appended after this call returns reaches the memo; none appended before is replayed.
     ///
+    /// `memo` may use any hasher `S`, and the handle names it as its last type parameter: for
+    /// keys an attacker chooses, build the memo with `.hasher(std::hash::RandomState::new())`
+    /// (SipHash, see [`DefaultHashBuilder`]), as in the second example. The hasher only places
+    /// keys in this process's memo; the log carries keys as the codec encodes them, so
+    /// processes of one namespace may use different hashers.
+    ///
     /// # Errors
     ///
     /// The log's end could not be read (the server is unreachable, or older than Redis 7).
@@ -209,11 +217,31 @@ impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
     ///     NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).start(AsyncMemo::new()).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn start(self, memo: AsyncMemo<K, V>) -> Result<NearMemo<K, V, T, C>, T::Error>
+    ///
+    /// Keys from untrusted clients, on a memo that hashes with SipHash:
+    ///
+    /// ```no_run
+    /// use std::hash::RandomState;
+    /// use async_memo::AsyncMemo;
+    /// use async_memo_redis::{NearMemo, Plain, RedisLog};
+    ///
+    /// # async fn f() -> Result<(), redis::RedisError> {
+    /// let memo: AsyncMemo<String, u32, RandomState> =
+    ///     AsyncMemo::builder().hasher(RandomState::new()).build();
+    /// let by_path: NearMemo<String, u32, RedisLog, Plain, RandomState> =
+    ///     NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "paths")?).start(memo).await?;
+    /// by_path.invalidate(&"/index.html".to_string()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start<S>(
+        self,
+        memo: AsyncMemo<K, V, S>,
+    ) -> Result<NearMemo<K, V, T, C, S>, T::Error>
     where
         K: Hash + Eq + Clone + Send + Sync + 'static,
         V: Clone + Send + Sync + 'static,
         C: KeyCodec<K>,
+        S: BuildHasher + Clone + Send + Sync + 'static,
     {
         let cursor = self.log.tail().await?;
         // The cursor is recorded before the memo serves anything from us: entries it holds
@@ -275,12 +303,13 @@ impl<K, V, T: Transport> NearMemo<K, V, T, Plain> {
     }
 }
 
-impl<K, V, T, C> NearMemo<K, V, T, C>
+impl<K, V, T, C, S> NearMemo<K, V, T, C, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     T: Transport,
     C: KeyCodec<K>,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
     /// The memo itself: every method of [`AsyncMemo`] works on it, and remote invalidations
     /// reach it. Reads through it ignore [`WhenDisconnected::Bypass`].
@@ -293,7 +322,7 @@ where
     /// println!("{} at epoch {}", entry.value(), entry.epoch());
     /// # }
     /// ```
-    pub fn memo(&self) -> &AsyncMemo<K, V> {
+    pub fn memo(&self) -> &AsyncMemo<K, V, S> {
         &self.shared.memo
     }
 
@@ -471,11 +500,12 @@ where
     }
 }
 
-impl<K, V, C> NearMemo<K, V, RedisLog, C>
+impl<K, V, C, S> NearMemo<K, V, RedisLog, C, S>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     C: KeyCodec<K>,
+    S: BuildHasher + Clone + Send + Sync + 'static,
 {
     /// For a source of truth that is Redis itself: runs `writes` and publishes the
     /// invalidation of `key` in one `MULTI`/`EXEC`, then removes `key` here. No process can

@@ -16,6 +16,7 @@
 //!    that reached `n` (what tests and users wait on) implies that the memo and the listener
 //!    have seen the `n`-th event. `gaps` moves before `resets`; the link moves after both.
 
+use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,19 +86,20 @@ pub enum Reset {
 pub(crate) type Listener<K> = Box<dyn Fn(&Applied<'_, K>) + Send + Sync>;
 
 /// What the handle and the reader task share.
-pub(crate) struct Shared<K, V, C> {
-    pub(crate) memo: AsyncMemo<K, V>,
+pub(crate) struct Shared<K, V, C, S> {
+    pub(crate) memo: AsyncMemo<K, V, S>,
     pub(crate) codec: C,
     pub(crate) origin: u64,
     pub(crate) counters: Counters,
     pub(crate) listener: Option<Listener<K>>,
 }
 
-impl<K, V, C> Shared<K, V, C>
+impl<K, V, C, S> Shared<K, V, C, S>
 where
-    K: std::hash::Hash + Eq + Clone,
+    K: Hash + Eq + Clone,
     V: Clone + Send + Sync + 'static,
     C: KeyCodec<K>,
+    S: BuildHasher + Clone,
 {
     fn apply(&self, record: Record) {
         if record.body.origin == self.origin {
@@ -178,15 +180,16 @@ pub(crate) struct ReaderConfig {
 }
 
 /// The reader task's body: runs until the task is aborted (when the last handle is dropped).
-pub(crate) async fn run<K, V, C, T>(
-    shared: Arc<Shared<K, V, C>>,
+pub(crate) async fn run<K, V, C, S, T>(
+    shared: Arc<Shared<K, V, C, S>>,
     log: Arc<T>,
     mut cursor: Cursor,
     config: ReaderConfig,
 ) where
-    K: std::hash::Hash + Eq + Clone,
+    K: Hash + Eq + Clone,
     V: Clone + Send + Sync + 'static,
     C: KeyCodec<K>,
+    S: BuildHasher + Clone,
     T: Transport,
 {
     let mut last_read = Instant::now();
