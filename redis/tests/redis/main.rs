@@ -14,11 +14,12 @@ mod race;
 mod send_sync;
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_memo::AsyncMemo;
-use async_memo_redis::{NearMemo, NearMemoBuilder, RedisLog, WhenDisconnected};
+use async_memo_redis::{NearMemo, NearMemoBuilder, Plain, RedisLog, WhenDisconnected};
 
 use crate::support::RedisServer;
 
@@ -59,8 +60,15 @@ pub async fn near(server: &RedisServer, namespace: &str) -> Near {
         .unwrap()
 }
 
-/// Reads `key` through `near`, loading it from `source`.
-pub async fn read(near: &Near, source: &Source, key: &str) -> u64 {
+/// Reads `key` through `near` (on any hasher), loading it from `source`.
+pub async fn read<S>(
+    near: &NearMemo<String, u64, RedisLog, Plain, S>,
+    source: &Source,
+    key: &str,
+) -> u64
+where
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
     let source = source.clone();
     let k = key.to_string();
     near.get_or_init(key.to_string(), move || async move { source.read(&k) })

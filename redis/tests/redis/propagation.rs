@@ -1,10 +1,11 @@
 //! Invalidations reach every process, exactly as published: keys, "all", own records, the
 //! start-up cursor, Redis as the source.
 
+use std::hash::RandomState;
 use std::sync::{Arc, Mutex};
 
 use async_memo::AsyncMemo;
-use async_memo_redis::{Applied, Reset};
+use async_memo_redis::{Applied, NearMemo, Plain, RedisLog, Reset};
 use redis::AsyncCommands;
 
 use crate::support::until;
@@ -33,6 +34,38 @@ async fn an_invalidation_reaches_every_other_process() {
         assert_eq!((stats.gaps, stats.resets), (0, 0));
     }
     assert_eq!(writer.stats().published, 1);
+}
+
+/// The hasher places keys in one process's memo only; the log carries them as the codec
+/// encodes them, so SipHash memos and default-hasher memos share a namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_reach_memos_on_siphash_and_on_the_default_hasher() {
+    type SipNear = NearMemo<String, u64, RedisLog, Plain, RandomState>;
+    let server = server_or_skip!();
+    let source = Source::default();
+    let sip = || AsyncMemo::builder().hasher(RandomState::new()).build();
+    let a: SipNear = builder(&server, "ns").start(sip()).await.unwrap();
+    let b: SipNear = builder(&server, "ns").start(sip()).await.unwrap();
+    let c = near(&server, "ns").await;
+    source.write("k");
+    assert_eq!(read(&a, &source, "k").await, 1);
+    assert_eq!(read(&c, &source, "k").await, 1);
+
+    // SipHash to SipHash and to the default hasher.
+    source.write("k");
+    b.invalidate(&"k".to_string()).await.unwrap();
+    until("A applied", || a.stats().applied == 1).await;
+    assert!(a.memo().get("k").is_none(), "A's entry was removed");
+    assert_eq!(read(&a, &source, "k").await, 2);
+    until("C applied", || c.stats().applied == 1).await;
+    assert_eq!(read(&c, &source, "k").await, 2);
+
+    // The default hasher to SipHash.
+    source.write("k");
+    c.invalidate(&"k".to_string()).await.unwrap();
+    until("A applied again", || a.stats().applied == 2).await;
+    assert_eq!(read(&a, &source, "k").await, 3);
+    assert_eq!((a.stats().gaps, a.stats().resets), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

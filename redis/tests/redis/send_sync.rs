@@ -14,6 +14,7 @@ fn send<T: Send>(_: &T) {}
 #[test]
 fn public_types_are_send_and_sync() {
     send_sync::<NearMemo<String, u64>>();
+    send_sync::<NearMemo<String, u64, RedisLog, Plain, std::hash::RandomState>>();
     send_sync::<NearMemoBuilder<String, u64, RedisLog>>();
     send_sync::<RedisLog>();
     send_sync::<(
