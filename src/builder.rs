@@ -45,6 +45,8 @@ const MIN_SHARD_CAPACITY: u64 = 64;
 
 /// The most shards the default picks (and the most [`MemoBuilder::shards`] accepts).
 const MAX_SHARDS: usize = 1 << 16;
+/// The most shards a memo gets by default (four per CPU up to this).
+const DEFAULT_MAX_SHARDS: usize = 64;
 
 /// Builds an [`AsyncMemo`]: hasher, shard count, capacity, expiry, removal listener.
 ///
@@ -115,8 +117,13 @@ impl<K, V> MemoBuilder<K, V> {
 
 impl<K, V, S> MemoBuilder<K, V, S> {
     /// The number of shards (independently locked parts of the map), rounded up to a power of
-    /// two and capped at 65,536. The default is four per available CPU, rounded up. A bounded
-    /// memo never has more shards than its capacity, so that no shard's share of it is zero.
+    /// two and capped at 65,536. The default is four per available CPU, rounded up, at most 64.
+    /// A bounded memo never has more shards than its capacity, so that no shard's share of it is
+    /// zero.
+    ///
+    /// Each shard's lock is a reader-sharded lock of about a kilobyte (eight inner locks on
+    /// cache lines of their own, so that readers on different cores write different lines):
+    /// more shards spread writers, at that memory cost.
     ///
     /// # Panics
     ///
@@ -624,7 +631,9 @@ fn largest_power_of_two_at_most(n: u64) -> usize {
 
 fn default_shards(capacity: Option<u64>) -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards = (cpus * 4).min(MAX_SHARDS).next_power_of_two();
+    // Each shard's lock takes about a kilobyte (eight padded inner locks, src/sync.rs): a memo
+    // keeps at most 64 of them by default.
+    let shards = (cpus * 4).min(DEFAULT_MAX_SHARDS).next_power_of_two();
     match capacity {
         // Power of two, at most `shards`, each with at least MIN_SHARD_CAPACITY when possible.
         Some(capacity) => shards.min(largest_power_of_two_at_most(capacity / MIN_SHARD_CAPACITY)),

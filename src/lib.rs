@@ -93,6 +93,11 @@
 //!     and the slot), takes one shard read lock, clones `V`, and does not allocate. In a bounded
 //!     or time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
 //!     read time), never taking a write lock; a memo with expiry reads its clock before locking.
+//!     Readers on different threads write different cache lines: a shard's read lock is one of
+//!     eight inner locks, picked by the reading thread (crossbeam-utils' `ShardedLock`), and the
+//!     hit counter has a slot per thread. So hits scale with cores up to eight reading threads
+//!     per shard without sharing a line; past eight, threads share inner locks (each line is
+//!     written by about threads / 8 of them). A write takes all eight inner locks.
 //!     A miss allocates the flight — its shared state and the boxed init future — plus the owned
 //!     key (the `_by_ref` methods clone it only then), and the waiter list only when a caller has
 //!     to wait.
@@ -423,6 +428,7 @@ mod shard;
 mod stats;
 mod sync;
 mod table;
+mod tally;
 mod trace;
 mod waiters;
 mod weak;

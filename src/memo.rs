@@ -376,13 +376,7 @@ where
     /// assert_eq!((stats.hits, stats.misses), (1, 1));
     /// ```
     pub fn stats(&self) -> Stats {
-        let hits = self
-            .table
-            .shards()
-            .iter()
-            .map(|s| s.hits.load(crate::sync::Ordering::Relaxed))
-            .sum();
-        self.table.counters.snapshot(hits)
+        self.table.counters.snapshot(self.table.hits.sum())
     }
 
     /// Purges every expired entry now, reporting each to the removal listener as `Expired`.

@@ -31,7 +31,7 @@ use crate::expiry::{Deadlines, Expiry, Layout, Moment};
 use crate::flight::Flight;
 use crate::policy::{Policy, Residency, Residents, Token};
 use crate::removal::Removals;
-use crate::sync::{AtomicU64, RwLock};
+use crate::sync::RwLock;
 use crate::{Entry, Epoch, RemovalCause};
 
 mod budget;
@@ -109,12 +109,10 @@ pub(crate) struct Arrival<V> {
     pub(crate) refresh_at: Tick,
 }
 
-/// A shard, padded to its own cache lines so that two shards' locks never share one.
+/// A shard, padded to its own cache lines so that two shards never share one.
 #[repr(align(128))]
 pub(crate) struct Shard<K, V> {
     pub(crate) map: RwLock<ShardMap<K, V>>,
-    /// Hits, counted beside the lock whose cache line a hit touches anyway.
-    pub(crate) hits: AtomicU64,
 }
 
 impl<K, V> Shard<K, V> {
@@ -128,7 +126,6 @@ impl<K, V> Shard<K, V> {
                 policy: capacity.map(|(share, budget)| Policy::new(share, budget)),
                 deadlines: expires.then(Deadlines::default),
             }),
-            hits: AtomicU64::new(0),
         }
     }
 }

@@ -68,7 +68,8 @@ pub struct Stats {
     pub refreshes_failed: u64,
 }
 
-/// The counters behind [`Stats`], except hits, which each shard keeps next to its lock.
+/// The counters behind [`Stats`], except hits, which the table counts in a slot per thread
+/// (`tally.rs`).
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,

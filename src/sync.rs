@@ -1,17 +1,21 @@
 //! The crate's locks, atomics and thread identity, from one place, so that model checkers can
 //! swap them.
 //!
-//! | build                          | locks                | atomics, thread ids |
-//! | ------------------------------ | -------------------- | ------------------- |
-//! | normal                         | `parking_lot`        | `std`               |
-//! | `--cfg loom`                   | `loom` (see below)   | `loom`              |
-//! | `--cfg shuttle` (tests only)   | `shuttle`            | `shuttle`           |
-//! | Miri (`cfg(miri)`)             | `std::sync`          | `std`               |
+//! | build                          | locks                                  | atomics, thread ids |
+//! | ------------------------------ | -------------------------------------- | ------------------- |
+//! | normal                         | `parking_lot` `Mutex`, `ShardedLock`   | `std`               |
+//! | `--cfg loom`                   | `loom` (see below)                     | `loom`              |
+//! | `--cfg shuttle` (tests only)   | `shuttle`                              | `shuttle`           |
+//! | Miri (`cfg(miri)`)             | `std::sync`                            | `std`               |
 //!
-//! The normal build re-exports `parking_lot`'s types unchanged: call sites compile to exactly the
-//! calls they made before this module existed. The other backends wrap their types in the
-//! `parking_lot` API the crate uses (`lock`, `read`, `write` returning guards, no poisoning:
-//! a poisoned lock is entered anyway, as `parking_lot` would). Miri gets `std::sync` because
+//! The normal build re-exports `parking_lot`'s `Mutex` unchanged, and wraps crossbeam-utils'
+//! [`ShardedLock`](crossbeam_utils::sync::ShardedLock) as the shards' `RwLock` (issue 14): a
+//! read lock of it takes one of eight inner locks, picked by the reading thread, so readers on
+//! different cores write different cache lines; a write lock takes all eight. The other
+//! backends keep one plain read-write lock: what they check is the protocol built on the locks,
+//! which is the same. Every wrapper gives the `parking_lot` API the crate uses (`lock`, `read`,
+//! `write` returning guards, no poisoning: a poisoned lock is entered anyway, as `parking_lot`
+//! would). Miri gets `std::sync` because
 //! `parking_lot`'s futex-based parking is reported as undefined behaviour by current Miri under
 //! contention (tokio's loom shim makes the same switch).
 //!
@@ -41,7 +45,35 @@ pub(crate) use std::sync::atomic::{AtomicU8, AtomicU64};
 pub(crate) use std::sync::atomic::Ordering;
 
 #[cfg(not(any(loom, shuttle, miri)))]
-pub(crate) use parking_lot::{Mutex, RwLock};
+pub(crate) use self::sharded::RwLock;
+#[cfg(not(any(loom, shuttle, miri)))]
+pub(crate) use parking_lot::Mutex;
+
+/// The shards' read-write lock in a normal build: crossbeam-utils' reader-sharded lock, without
+/// poisoning.
+#[cfg(not(any(loom, shuttle, miri)))]
+mod sharded {
+    use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+    use std::sync::PoisonError;
+
+    pub(crate) struct RwLock<T>(ShardedLock<T>);
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            RwLock(ShardedLock::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn read(&self) -> ShardedLockReadGuard<'_, T> {
+            self.0.read().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        #[inline]
+        pub(crate) fn write(&self) -> ShardedLockWriteGuard<'_, T> {
+            self.0.write().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+}
 
 #[cfg(all(shuttle, not(loom)))]
 use shuttle::sync as backend;

@@ -17,6 +17,7 @@ use crate::flight::Leave;
 use crate::removal::{Listener, Removals};
 use crate::shard::{Arrival, Claim, Found, Shard, ShardMap, Want};
 use crate::stats::{Counters, bump};
+use crate::tally::Tally;
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
@@ -58,6 +59,8 @@ pub(crate) struct Table<K, V, S> {
     /// The capacity of a bounded memo, shared by its shards.
     budget: Option<Arc<Budget>>,
     pub(crate) counters: Counters,
+    /// Hits, counted in a slot per thread (`tally.rs`).
+    pub(crate) hits: Tally,
 }
 
 /// An `insert` the memo turned away: the epoch its entry was given, and why.
@@ -110,6 +113,7 @@ impl<K, V, S> Table<K, V, S> {
             refresh: settings.refresh,
             budget,
             counters: Counters::default(),
+            hits: Tally::new(),
         }
     }
 
@@ -222,7 +226,7 @@ where
                     // The hit path: one read lock, one lookup, a clone of `V` (run under the read
                     // lock: the documented exception to "no user code under a lock").
                     let entry = ready.entry.clone();
-                    bump(&shard.hits);
+                    self.hits.add_one();
                     return Some(entry);
                 }
                 Found::Expired => true,
@@ -301,7 +305,7 @@ where
                 ready.touch(at);
                 let entry = ready.entry.clone();
                 drop(map);
-                bump(&self.shard(hash).hits);
+                self.hits.add_one();
                 Ok(entry)
             }
             _ => Err(probe),
@@ -339,7 +343,7 @@ where
             match map.get(hash, key, at, true) {
                 Found::Ready(ready) => {
                     let entry = ready.entry.clone();
-                    bump(&shard.hits);
+                    self.hits.add_one();
                     // Never true without `refresh_after` (`Layout::Plain`).
                     if map.refresh_due(hash, ready, at) {
                         return (Claim::Due(entry), Removals::new());
@@ -380,7 +384,7 @@ where
         };
         drop(spare);
         match &claim {
-            Claim::Hit(_) | Claim::Due(_) => bump(&shard.hits),
+            Claim::Hit(_) | Claim::Due(_) => self.hits.add_one(),
             Claim::Joined(_) => {
                 bump(&self.counters.misses);
                 bump(&self.counters.joins);
