@@ -79,6 +79,8 @@ pub(crate) type Lookup<V> = Claim<V>;
 pub(crate) struct Probe {
     hash: u64,
     at: Moment,
+    /// Whether the key held nothing: then only the write lock can serve the lookup.
+    vacant: bool,
 }
 
 impl<K, V, S> Table<K, V, S> {
@@ -294,22 +296,20 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        let probe = Probe {
-            hash: self.hash(key),
-            at: self.moment(),
-        };
-        let (hash, at) = (probe.hash, probe.at);
+        let (hash, at) = (self.hash(key), self.moment());
         let map = self.shard(hash).map.read();
-        match map.get(hash, key, at, false) {
-            Found::Ready(ready) if !map.refresh_due(hash, ready, at) => {
+        let found = map.get(hash, key, at, false);
+        if let Found::Ready(ready) = found {
+            if !map.refresh_due(hash, ready, at) {
                 ready.touch(at);
                 let entry = ready.entry.clone();
                 drop(map);
                 self.hits.add_one();
-                Ok(entry)
+                return Ok(entry);
             }
-            _ => Err(probe),
         }
+        let vacant = matches!(found, Found::Vacant);
+        Err(Probe { hash, at, vacant })
     }
 
     /// Finds the ready entry of `key`, or joins its flight, or creates a flight for it.
@@ -330,12 +330,15 @@ where
         V: Clone,
     {
         // A reading taken by `hit` earlier in this same call is a reading within the call.
-        let Probe { hash, at } = probe.unwrap_or_else(|| Probe {
+        let Probe { hash, at, vacant } = probe.unwrap_or_else(|| Probe {
             hash: self.hash(key),
             at: self.moment(),
+            vacant: false,
         });
-        if want != Want::Get {
-            return self.claim(hash, key, at, want); // a refresh: the refresh table, locked
+        if want != Want::Get || vacant {
+            // A refresh (the refresh table, locked), or a key `hit` just found empty: whatever
+            // it holds by now, the write lock decides.
+            return self.claim(hash, key, at, want);
         }
         let shard = self.shard(hash);
         {
