@@ -41,8 +41,8 @@ use output::{
     Row, cpu_model, fmt_ns, fmt_ratio, load_average, no_probe, print_rows, today, verdict,
 };
 use timing::{
-    ACCESSES, bounded, churn, get_hit, get_hit_refreshing, get_or_compute_hit, get_or_init_drivers,
-    memoize_rows, miss, mix, probe_hit, stampede_run,
+    ACCESSES, bounded, churn, get_hit, get_hit_refreshing, get_hits_in_turns, get_or_compute_hit,
+    get_or_init_drivers, memoize_rows, miss, mix, stampede_run,
 };
 
 fn main() {
@@ -82,13 +82,7 @@ fn main() {
                 continue;
             }
             let keys = access(n, zipf, ACCESSES);
-            let t = [
-                get_hit::<Ours>(n, &keys),
-                get_hit::<Moka>(n, &keys),
-                get_hit::<Quick>(n, &keys),
-                get_hit::<Floor>(n, &keys),
-                probe_hit(n, &keys),
-            ];
+            let t = get_hits_in_turns(n, &keys);
             if n == 10_000 && !zipf {
                 get_10k = t[0];
                 get_10k_row = t;

@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use crate::contenders::{
-    Contender, Ours, StampedeCall, bounded_pass, filled, refreshes_in_flight, run_mix, stampede,
+    Contender, Floor, Moka, Ours, Quick, StampedeCall, bounded_pass, filled, refreshes_in_flight,
+    run_mix, stampede,
 };
 use crate::memoized::{self, Memoized};
 use crate::readers::Probe;
@@ -38,10 +39,32 @@ pub fn get_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
     time_reads(keys, |key| cache.get(key))
 }
 
-/// The physical limit (`readers::Probe`) on the same keys and in the same harness as `get_hit`.
-pub fn probe_hit(n: usize, keys: &[u64]) -> f64 {
-    let probe = Probe::filled(n);
-    time_reads(keys, |key| probe.get(key))
+/// `get` hits of async-memo, moka, quick_cache, the floor and the probe on `n` keys, measured in
+/// turns: each of 11 rounds times one batch of each reader, so that a change of the machine's
+/// load falls on all of them alike. Median ns per call of each, in that order.
+pub fn get_hits_in_turns(n: usize, keys: &[u64]) -> [f64; 5] {
+    let (ours, moka, quick) = (filled::<Ours>(n), filled::<Moka>(n), filled::<Quick>(n));
+    let (floor, probe) = (filled::<Floor>(n), Probe::filled(n));
+    let mut samples: [Vec<f64>; 5] = Default::default();
+    let mut at = 0;
+    for round in 0..12 {
+        let batch = 200_000;
+        let times = [
+            read_batch(keys, at, batch, &|key| ours.get(key)),
+            read_batch(keys, at, batch, &|key| moka.get(key)),
+            read_batch(keys, at, batch, &|key| quick.get(key)),
+            read_batch(keys, at, batch, &|key| floor.get(key)),
+            read_batch(keys, at, batch, &|key| probe.get(key)),
+        ];
+        at += batch;
+        if round > 0 {
+            // Round 0 warms every reader up.
+            for (sample, time) in samples.iter_mut().zip(times) {
+                sample.push(time.as_nanos() as f64 / batch as f64);
+            }
+        }
+    }
+    samples.map(median)
 }
 
 /// `get` hits on a memo whose every key has a refresh in flight.
