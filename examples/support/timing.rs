@@ -301,3 +301,14 @@ pub fn memoize_rows(rt: &tokio::runtime::Runtime) -> [MemoizeRow; 3] {
     };
     [row(0, h0, m0, c0), row(1, h1, m1, c1), row(2, h2, m2, c2)]
 }
+
+/// Median ns per `Instant::now()`: what a memo with time pays per call to read its clock.
+pub fn clock_read_ns() -> f64 {
+    per_op(11, 1_000_000, |batch| {
+        let t0 = Instant::now();
+        for _ in 0..batch {
+            black_box(Instant::now());
+        }
+        t0.elapsed()
+    })
+}
