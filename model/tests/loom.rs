@@ -363,6 +363,49 @@ fn message(payload: &Box<dyn std::any::Any + Send>) -> &str {
         .unwrap_or("")
 }
 
+/// The hit path (issue 14: a first-poll hit decided inline under the shard's read lock, its
+/// miss handed to the write lock) racing an invalidation, an insert and an eviction (guarantees
+/// 3, 4 and 10): a reader of key 1 gets the entry it hit whole (its value and epoch belong
+/// together) or its own flight's value; an invalidated epoch never comes back; the bound holds.
+#[test]
+fn hits_racing_invalidate_insert_and_eviction_see_whole_entries() {
+    loom::model(|| {
+        let memo = AsyncMemo::builder().max_capacity(2).shards(1).build();
+        let first = memo.insert(1, 10).unwrap();
+        let reader = {
+            let memo: Memo = memo.clone();
+            thread::spawn(move || {
+                let a = block_on(memo.get_or_init(1, || async { 20 }));
+                let b = block_on(memo.get_or_init(1, || async { 21 }));
+                (a, b)
+            })
+        };
+        assert!(
+            memo.invalidate(&1, first.epoch()),
+            "nothing else removes it"
+        );
+        let inserted = memo.insert(1, 30).unwrap();
+        memo.insert(2, 40).unwrap();
+        memo.insert(3, 50).unwrap(); // evicts one entry of three
+        let (a, b) = reader.join().unwrap();
+        for got in [&a, &b] {
+            match *got.value() {
+                10 => assert_eq!(got.epoch(), first.epoch(), "a torn entry"),
+                30 => assert_eq!(got.epoch(), inserted.epoch(), "a torn entry"),
+                20 | 21 => assert!(got.epoch() != first.epoch() && got.epoch() != inserted.epoch()),
+                other => panic!("a value no one stored: {other}"),
+            }
+        }
+        assert!(
+            b.epoch() >= a.epoch(),
+            "a later read never sees an older entry"
+        );
+        let now = memo.get(&1);
+        assert_ne!(now.map(|e| e.epoch()), Some(first.epoch()), "resurrected");
+        assert!(memo.len() <= 2, "the bound holds");
+    });
+}
+
 fn check_entry(entry: &Entry<u32>, values: &[u32]) {
     assert!(values.contains(entry.value()), "unexpected {entry:?}");
 }
