@@ -123,7 +123,8 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     ///
     /// Each shard's lock is a reader-sharded lock of about a kilobyte (eight inner locks on
     /// cache lines of their own, so that readers on different cores write different lines):
-    /// more shards spread writers, at that memory cost.
+    /// more shards spread writers, at that memory cost. A memo also keeps a hit counter of
+    /// 128 bytes per slot, two slots per CPU (at least 4, at most 64).
     ///
     /// # Panics
     ///
@@ -581,7 +582,8 @@ where
     ///   stale entries), as an expiring memo does. An entry keeps its due tick in the word a
     ///   [`time_to_idle`](Self::time_to_idle) memo uses for the last read, so it costs no
     ///   memory; with a time to idle as well, the due tick is kept beside the entry, in its
-    ///   shard (about 20 more bytes an entry, and one more lookup on each such read).
+    ///   shard (about 30 more bytes an entry, more just after that table grows, and one more
+    ///   lookup on each such read and on each commit and removal).
     ///
     /// Inspired by Caffeine's `refreshAfterWrite`, which takes an `Executor` for the same reason.
     ///

@@ -90,14 +90,17 @@
 //!    own key *from another task* (spawning it and awaiting the handle) cannot be detected
 //!    cheaply: that flight and its callers wait forever. Don't.
 //! 10. **Hit path.** A hit on a ready entry hashes the key once (the same hash picks the shard
-//!     and the slot), takes one shard read lock, clones `V`, and does not allocate. In a bounded
-//!     or time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
+//!     and the slot), takes one shard read lock, clones `V`, and does not allocate (after a
+//!     thread's first read, which registers the thread with the lock). In a bounded or
+//!     time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
 //!     read time), never taking a write lock; a memo with expiry reads its clock before locking.
-//!     Readers on different threads write different cache lines: a shard's read lock is one of
-//!     eight inner locks, picked by the reading thread (crossbeam-utils' `ShardedLock`), and the
-//!     hit counter has a slot per thread. So hits scale with cores up to eight reading threads
-//!     per shard without sharing a line; past eight, threads share inner locks (each line is
-//!     written by about threads / 8 of them). A write takes all eight inner locks.
+//!     A get-or-init read that finds its entry due for an automatic refresh takes a second read
+//!     lock to start it. Readers are spread over cache lines: a shard's read lock is one of
+//!     eight inner locks (crossbeam-utils' `ShardedLock`) and the hit counter one of several
+//!     slots, each picked by a process-wide index of the reading thread, so threads whose
+//!     indices differ write different lines (best effort: with more than eight reading
+//!     threads, or indices that collide, threads share a line). A write takes all eight inner
+//!     locks.
 //!     A miss allocates the flight — its shared state and the boxed init future — plus the owned
 //!     key (the `_by_ref` methods clone it only then), and the waiter list only when a caller has
 //!     to wait.

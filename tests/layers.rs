@@ -52,8 +52,21 @@ fn named_modules(text: &str) -> Vec<String> {
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            names.extend(group.split(',').map(|part| ident(part.trim())));
+            // The group's own items: top-level names only, nested `{...}` groups skipped.
+            let (mut depth, mut item_start) = (0, true);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        names.push(ident(&group[j..]));
+                        item_start = false;
+                    }
+                    _ => {}
+                }
+            }
         } else {
             names.push(ident(rest));
         }
