@@ -14,6 +14,7 @@ use crate::clock::{Tick, Timer};
 use crate::expiry::{ExpiryRules, Layout, Moment};
 use crate::flight::Flight;
 use crate::flight::Leave;
+use crate::measure::{Admission, Measure};
 use crate::removal::{Listener, Removals};
 use crate::shard::{Arrival, Claim, Found, Shard, ShardMap, Want};
 use crate::stats::{Counters, bump};
@@ -24,7 +25,6 @@ use crate::{Entry, Epoch};
 mod refresh;
 mod reserve;
 
-use crate::measure::{Admission, Measure};
 pub(crate) use crate::measure::{ExpireAfter, RefreshAfter, Weigher};
 pub(crate) use refresh::{RefreshRule, Task};
 
