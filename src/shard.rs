@@ -216,42 +216,6 @@ where
         self.table.find(hash, is_key(hash, key))
     }
 
-    /// Whether the automatic refresh of `ready` (the entry of `hash`) is due at `at`: never
-    /// without `refresh_after`.
-    #[inline]
-    pub(crate) fn refresh_due(&self, hash: u64, ready: &Ready<V>, at: Moment) -> bool {
-        at.now >= Self::refresh_at(&self.refreshes, hash, ready, at.layout)
-    }
-
-    /// When the automatic refresh of `ready` (the entry of `hash`) is due.
-    #[inline]
-    pub(super) fn refresh_at(
-        refreshes: &Refreshes<V>,
-        hash: u64,
-        ready: &Ready<V>,
-        layout: Layout,
-    ) -> Tick {
-        match ready.expiry.refresh_at(layout) {
-            Some(due) => due,
-            None => refreshes.due(hash, ready.entry.epoch()),
-        }
-    }
-
-    /// Moves the automatic refresh of `ready` (the entry of `hash`) to `due`.
-    fn set_refresh_at(
-        refreshes: &mut Refreshes<V>,
-        hash: u64,
-        ready: &Ready<V>,
-        due: Tick,
-        layout: Layout,
-    ) {
-        match layout {
-            Layout::Plain => {}
-            Layout::Refresh => ready.expiry.set_refresh_at(due),
-            Layout::RefreshBeside => refreshes.set_due(hash, ready.entry.epoch(), due),
-        }
-    }
-
     /// What `key` holds at `at`, for a reader under the read lock. A ready entry is touched
     /// (counted as read by the policy and for time to idle) if `read`.
     #[inline]

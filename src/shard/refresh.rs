@@ -6,7 +6,7 @@
 use std::borrow::Borrow;
 use std::sync::Arc;
 
-use super::{Arrival, Bucket, Detached, ShardMap, Slot, arrive, is_key};
+use super::{Arrival, Bucket, Detached, Ready, Refreshes, ShardMap, Slot, arrive, is_key};
 use crate::clock::Tick;
 use crate::expiry::{Layout, Moment};
 use crate::flight::Flight;
@@ -22,6 +22,42 @@ impl<K, V> ShardMap<K, V>
 where
     V: Send + Sync + 'static,
 {
+    /// Whether the automatic refresh of `ready` (the entry of `hash`) is due at `at`: never
+    /// without `refresh_after`.
+    #[inline]
+    pub(crate) fn refresh_due(&self, hash: u64, ready: &Ready<V>, at: Moment) -> bool {
+        at.now >= Self::refresh_at(&self.refreshes, hash, ready, at.layout)
+    }
+
+    /// When the automatic refresh of `ready` (the entry of `hash`) is due.
+    #[inline]
+    pub(super) fn refresh_at(
+        refreshes: &Refreshes<V>,
+        hash: u64,
+        ready: &Ready<V>,
+        layout: Layout,
+    ) -> Tick {
+        match ready.expiry.refresh_at(layout) {
+            Some(due) => due,
+            None => refreshes.due(hash, ready.entry.epoch()),
+        }
+    }
+
+    /// Moves the automatic refresh of `ready` (the entry of `hash`) to `due`.
+    fn set_refresh_at(
+        refreshes: &mut Refreshes<V>,
+        hash: u64,
+        ready: &Ready<V>,
+        due: Tick,
+        layout: Layout,
+    ) {
+        match layout {
+            Layout::Plain => {}
+            Layout::Refresh => ready.expiry.set_refresh_at(due),
+            Layout::RefreshBeside => refreshes.set_due(hash, ready.entry.epoch(), due),
+        }
+    }
+
     /// Commits a refresh flight onto the entry it refreshes, if that entry still holds the key
     /// and the refresh is still attached to it. `owned` is a copy of the key, made before
     /// locking, that finds the entry and reports it replaced. A detached refresh stores nothing: the entry and
