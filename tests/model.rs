@@ -8,7 +8,7 @@
 //! with a time to live and a time to idle; capacity pressure; automatic refresh
 //! (`refresh_after`, `refresh_after_entry`), whose spawned tasks are live calls polled and
 //! dropped like the others — checked step by step against a
-//! sequential model of the contract. The interpreter and the model are in `model_ops/mod.rs`, shared with the
+//! sequential model of the contract. The interpreter and the model are in `model_ops/`, shared with the
 //! cargo-fuzz target (`fuzz/`), which drives the same ops from raw bytes.
 //!
 //! Cases: `PROPTEST_CASES` (proptest's default, 256, in the gate). A failure shrinks to a short
