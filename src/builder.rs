@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::clock::{Clock, Timer};
+use crate::clock::{Clock, ClockChoice, Timer};
 use crate::expiry::ExpiryRules;
 use crate::removal::Listener;
 use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Weigher};
@@ -71,7 +71,7 @@ pub struct MemoBuilder<K, V, S = DefaultHashBuilder> {
     weigher: Option<Weigher<K, V>>,
     rules: ExpiryRules,
     expire_after: Option<ExpireAfter<K, V>>,
-    clock: Option<Box<dyn Clock>>,
+    clock: Option<ClockChoice>,
     listener: Option<Listener<K, V>>,
     refresh: Option<RefreshRule<K, V, S>>,
     refresh_after: Option<RefreshAfter<K, V>>,
@@ -340,9 +340,13 @@ impl<K, V, S> MemoBuilder<K, V, S> {
         self
     }
 
-    /// The clock expiry reads (default: [`SystemClock`]). Tests pass a [`ManualClock`].
+    /// The clock expiry and automatic refresh read. Default: [`SystemClock`], or
+    /// [`CoarseClock`] if the memo's only timed rule is
+    /// [`refresh_after`](Self::refresh_after) (refreshes fall due within one OS tick; expiry
+    /// needs the precise clock). Tests pass a [`ManualClock`].
     ///
     /// [`SystemClock`]: crate::SystemClock
+    /// [`CoarseClock`]: crate::CoarseClock
     /// [`ManualClock`]: crate::ManualClock
     ///
     /// # Examples
@@ -356,7 +360,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// memo.insert(1, 1).unwrap();
     /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Box::new(clock));
+        self.clock = Some(ClockChoice::of(clock));
         self
     }
 
@@ -481,7 +485,10 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             self.refresh_after.is_none() || self.refresh.is_some(),
             "async-memo: refresh_after_entry needs refresh_after (its spawner and retry interval)"
         );
-        let timer = (self.rules.any() || self.refresh.is_some()).then(|| Timer::new(self.clock));
+        // Without expiry the clock decides only when refreshes fall due: a coarse one suffices.
+        let refresh_only = !self.rules.any();
+        let timer = (self.rules.any() || self.refresh.is_some())
+            .then(|| Timer::new(self.clock, refresh_only));
         let settings = Settings {
             shards,
             capacity: self.capacity,

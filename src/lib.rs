@@ -93,7 +93,8 @@
 //!     and the slot), takes one shard read lock, clones `V`, and does not allocate (after a
 //!     thread's first read, which registers the thread with the lock). In a bounded or
 //!     time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
-//!     read time), never taking a write lock; a memo with expiry reads its clock before locking.
+//!     read time), never taking a write lock; a memo with expiry or automatic refresh reads its
+//!     clock before locking (a refresh-only memo reads the coarse clock: 13).
 //!     A get-or-init read that finds its entry due for an automatic refresh takes a second read
 //!     lock to start it. Readers are spread over cache lines: a shard's read lock is one of
 //!     eight inner locks (crossbeam-utils' `ShardedLock`) and the hit counter one of several
@@ -121,7 +122,12 @@
 //!     "never", and no reading ever equals "never", so an entry without a deadline never
 //!     expires. The memo keeps the latest reading it has seen: a clock that goes backwards
 //!     (moka #52, #472) makes time stand still until it catches up, and never revives an
-//!     expired entry. [`ManualClock`] saturates instead of wrapping.
+//!     expired entry. [`ManualClock`] saturates instead of wrapping. The default clock is
+//!     [`SystemClock`] (`Instant::now`); a memo whose only timed rule is
+//!     [`refresh_after`](MemoBuilder::refresh_after) defaults to [`CoarseClock`], the kernel's
+//!     last-tick time: cheaper, exact to one tick (1–16 ms by platform), and enough for a
+//!     clock that only decides when an entry is worth recomputing, never whether it may be
+//!     served.
 //! 14. **Admission does not depend on the shard count.** In a bounded memo, an entry whose
 //!     weight is at most [`max_capacity`](MemoBuilder::max_capacity) is stored whatever the
 //!     shard count (its shard borrows capacity from the others), and the total weight never
@@ -159,7 +165,8 @@
 //!     `get_or_init`-family read that finds an entry due returns it at once and starts at most
 //!     one refresh with its own `init`, handed to the user's spawner; a failed or panicked
 //!     automatic refresh makes the next automatic attempt for that entry wait the interval
-//!     (Caffeine #286). Manual refreshes are not throttled.
+//!     (Caffeine #286). Manual refreshes are not throttled. "Due" is measured on the memo's
+//!     clock: by default the coarse one (13), so a refresh starts within one tick of `after`.
 //!
 //! # Bounded memos
 //!
@@ -266,6 +273,9 @@
 //!   wait — tokens near expiry, configuration, tool lists: readers keep the current value while
 //!   one computation replaces it (stale-while-revalidate). Combine it with a longer time to
 //!   live as the bound on staleness; a `refresh_after` at or above the time to live never fires.
+//!   A memo with `refresh_after` alone reads the cheap [`CoarseClock`] on every get-or-init
+//!   call (its refreshes start within a few milliseconds of `after`); with a time to live it
+//!   reads the precise [`SystemClock`], which deadlines need.
 //! - **Invalidation** ([`invalidate`](AsyncMemo::invalidate)) when the value is known to be
 //!   wrong now: the next read computes a new one.
 //!
@@ -442,7 +452,7 @@ mod weak;
 pub mod __private;
 
 pub use crate::builder::MemoBuilder;
-pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
 pub use crate::hasher::{DefaultHashBuilder, DefaultHasher};
