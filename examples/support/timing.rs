@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use crate::contenders::{
-    Contender, Floor, Moka, Ours, Quick, StampedeCall, bounded_pass, filled, refreshes_in_flight,
-    run_mix, stampede,
+    Contender, Floor, Moka, NEVER_DUE_MS, Ours, OursRefreshing, Quick, StampedeCall, bounded_pass,
+    filled, mix_keys, refreshes_in_flight, run_mix, stampede,
 };
 use crate::memoized::{self, Memoized};
 use crate::readers::Probe;
@@ -67,11 +67,27 @@ pub fn get_hits_in_turns(n: usize, keys: &[u64]) -> [f64; 5] {
     samples.map(median)
 }
 
-/// `get` hits on a memo whose every key has a refresh in flight.
-pub fn get_hit_refreshing(n: usize, keys: &[u64]) -> f64 {
-    let cache = filled::<Ours>(n);
-    let _in_flight = refreshes_in_flight(&cache.0, n as u64);
-    time_reads(keys, |key| cache.get(key))
+/// `get` hits on a plain memo and on one whose every key has a refresh in flight, measured in
+/// turns (11 rounds after a warm-up, one batch of each a round). Median ns per call of each.
+pub fn get_hits_refreshing(n: usize, keys: &[u64]) -> [f64; 2] {
+    let (plain, refreshing) = (filled::<Ours>(n), filled::<Ours>(n));
+    let _in_flight = refreshes_in_flight(&refreshing.0, n as u64);
+    let mut samples: [Vec<f64>; 2] = Default::default();
+    let mut at = 0;
+    for round in 0..12 {
+        let batch = 200_000;
+        let times = [
+            read_batch(keys, at, batch, &|key| plain.get(key)),
+            read_batch(keys, at, batch, &|key| refreshing.get(key)),
+        ];
+        at += batch;
+        if round > 0 {
+            for (sample, time) in samples.iter_mut().zip(times) {
+                sample.push(time.as_nanos() as f64 / batch as f64);
+            }
+        }
+    }
+    samples.map(median)
 }
 
 /// Median ns per call of `read` over `keys` (cycled), 11 samples of 200K calls.
@@ -302,13 +318,147 @@ pub fn memoize_rows(rt: &tokio::runtime::Runtime) -> [MemoizeRow; 3] {
     [row(0, h0, m0, c0), row(1, h1, m1, c1), row(2, h2, m2, c2)]
 }
 
-/// Median ns per `Instant::now()`: what a memo with time pays per call to read its clock.
-pub fn clock_read_ns() -> f64 {
-    per_op(11, 1_000_000, |batch| {
+/// What a read of `clock` costs, in ns: alone in a loop, and added to a loop of random reads
+/// over 16 MiB (as a memo's hits are, on a large table), where the CPU overlaps the reads' cache
+/// misses unless something makes it wait for them. Medians of 11 batches.
+pub fn clock_read_ns(clock: impl async_memo::Clock) -> (f64, f64) {
+    let alone = per_op(11, 1_000_000, |batch| {
         let t0 = Instant::now();
         for _ in 0..batch {
-            black_box(Instant::now());
+            black_box(clock.now());
         }
         t0.elapsed()
-    })
+    });
+    let table = vec![1u64; 16 << 17];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut misses = |batch: usize, read_clock: bool| {
+        let t0 = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..batch {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            sum = sum.wrapping_add(table[x as usize % table.len()]);
+            if read_clock {
+                black_box(clock.now());
+            }
+        }
+        black_box(sum);
+        t0.elapsed()
+    };
+    let with = per_op(11, 1_000_000, |batch| misses(batch, true));
+    let without = per_op(11, 1_000_000, |batch| misses(batch, false));
+    (alone, (with - without).max(0.0))
+}
+
+/// The refresh mix: the plain memo's calls per second, each `refresh_after` memo's throughput as a
+/// fraction of it, and the refreshes the busy memo started.
+pub struct RefreshMix {
+    /// Calls per second of the plain memo (median of the short rounds).
+    pub plain: f64,
+    /// `refresh_after` never due during a run, default clock (coarse): the feature's own price.
+    pub idle: f64,
+    /// The same with `.clock(SystemClock)`.
+    pub idle_precise: f64,
+    /// `refresh_after(100 ms)`, default clock: every hot key refreshed once or twice a run.
+    pub busy: f64,
+    /// Refreshes the busy memo started per run (median), out of `REFRESH_MIX_CALLS`.
+    pub refreshes: f64,
+}
+
+/// Calls in one run of the busy refresh mix: about a quarter of a second, so that
+/// `contenders::REFRESH_AFTER` (100 ms) passes and every hot key is refreshed once or twice.
+pub const REFRESH_MIX_CALLS: usize = 1_500_000;
+
+/// The 90%-hit mix on one thread (10K hot keys, every tenth call a new key), on the plain memo and
+/// on three `refresh_after` memos, measured in turns, in an order that rotates every round, after
+/// a warm-up round. Each run starts on a freshly filled memo (and waits, untimed, for the
+/// refreshes it started to finish), so that no run pays for another's. A memo's figure is the
+/// median over the rounds of the plain memo's time divided by its own in the same round: on a
+/// shared machine whose speed drifts by 10-20% from one second to the next, a ratio taken
+/// within one round is the steadier measure, and short rounds drift least. The two memos whose
+/// refreshes never fall due run 300K calls a run, 31 rounds; the busy one runs
+/// `REFRESH_MIX_CALLS` calls a run (its 100 ms must pass), 9 rounds.
+pub fn refresh_mix_in_turns() -> RefreshMix {
+    let short = mix_keys(0, 10_000, 300_000, 10);
+    let mut plain = Vec::new();
+    let mut idle: [Vec<f64>; 2] = Default::default();
+    for round in 0..32 {
+        let mut runs = [Duration::ZERO; 3];
+        for turn in 0..3 {
+            let memo = (round + turn) % 3;
+            runs[memo] = match memo {
+                0 => mix_run(&filled::<Ours>(10_000), &short),
+                1 => mix_run(
+                    &filled::<OursRefreshing<false, NEVER_DUE_MS>>(10_000),
+                    &short,
+                ),
+                _ => mix_run(
+                    &filled::<OursRefreshing<true, NEVER_DUE_MS>>(10_000),
+                    &short,
+                ),
+            }
+            .0;
+        }
+        if round > 0 {
+            plain.push(short.len() as f64 / runs[0].as_secs_f64());
+            for (ratio, run) in idle.iter_mut().zip(&runs[1..]) {
+                ratio.push(runs[0].as_secs_f64() / run.as_secs_f64());
+            }
+        }
+    }
+    let long = mix_keys(0, 10_000, REFRESH_MIX_CALLS, 10);
+    let (mut busy, mut refreshes) = (Vec::new(), Vec::new());
+    for round in 0..10 {
+        let mut runs = [(Duration::ZERO, 0); 2];
+        for turn in 0..2 {
+            let memo = (round + turn) % 2;
+            runs[memo] = match memo {
+                0 => mix_run(&filled::<Ours>(10_000), &long),
+                _ => refresh_mix_run(&filled::<OursRefreshing>(10_000), &long),
+            };
+        }
+        if round > 0 {
+            busy.push(runs[0].0.as_secs_f64() / runs[1].0.as_secs_f64());
+            refreshes.push(runs[1].1 as f64);
+        }
+    }
+    let [idle, idle_precise] = idle.map(median);
+    RefreshMix {
+        plain: median(plain),
+        idle,
+        idle_precise,
+        busy: median(busy),
+        refreshes: median(refreshes),
+    }
+}
+
+/// One timed pass of `keys` through get-or-compute (the refreshes started: none here).
+fn mix_run<C: Contender>(cache: &C, keys: &[u64]) -> (Duration, u64) {
+    let t0 = Instant::now();
+    let mut sum = 0u64;
+    for &key in keys {
+        sum = sum.wrapping_add(cache.get_or_compute(black_box(key)));
+    }
+    black_box(sum);
+    (t0.elapsed(), 0)
+}
+
+/// `mix_run` on a refreshing memo; then waits (untimed, up to 10 s) until the worker has
+/// finished every refresh the run started.
+fn refresh_mix_run<const P: bool, const A: u64>(
+    cache: &OursRefreshing<P, A>,
+    keys: &[u64],
+) -> (Duration, u64) {
+    let (elapsed, _) = mix_run(cache, keys);
+    let stats = || cache.0.0.stats();
+    let started = stats().refreshes_started;
+    for _ in 0..10_000 {
+        let s = stats();
+        if s.refreshes_committed + s.refreshes_detached + s.refreshes_failed >= started {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (elapsed, started)
 }
