@@ -75,11 +75,15 @@ impl Clock for SystemClock {
 /// makes it cheaper where it matters: on x86 Linux, `Instant::now` reads the time-stamp
 /// counter in order (`rdtscp`, or `lfence; rdtsc`), so the CPU first waits for every load in
 /// flight, and a memo whose hits miss the cache loses their overlap. On the 2-vCPU VM the bench
-/// report runs on, a read costs about 9 ns against 30 ns alone in a loop, and adds about 60 ns
-/// against 140 ns to a loop of random reads over 16 MiB. The price is resolution: one tick, which is 1 to
-/// 10 ms on Linux (`CLOCK_MONOTONIC_COARSE`, 4 ms in common kernels), about 10 to 16 ms on
-/// Windows (`GetTickCount64`), and on macOS the coarse `CLOCK_MONOTONIC_RAW_APPROX`. A duration
-/// measured on it is off by at most one tick either way. That suits automatic refresh, which
+/// report runs on, the memo's read of it (the memo takes ticks from it directly, without
+/// making an `Instant`) costs 7–9 ns against 30 ns alone in a loop, and adds 35–60 ns against
+/// 130–160 ns to a loop of random reads over 16 MiB (the bench report prints both for its
+/// machine).
+///
+/// The price is resolution: one tick, which is 1 to 10 ms on Linux (`CLOCK_MONOTONIC_COARSE`,
+/// 4 ms in common kernels), about 10 to 16 ms on Windows (`GetTickCount64`), and on macOS the
+/// coarse `CLOCK_MONOTONIC_RAW_APPROX`. A duration measured on it is off by at most one tick
+/// either way. That suits automatic refresh, which
 /// only decides when an entry is worth recomputing (the entry stays valid and served), and
 /// does not suit a time to live that must never be overrun by a few milliseconds: expiring
 /// memos default to [`SystemClock`]. Pass `.clock(CoarseClock)` to make an expiring memo use
