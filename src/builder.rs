@@ -533,3 +533,49 @@ fn default_shards(capacity: Option<u64>) -> usize {
         None => shards,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::clock::COARSE_IS_MONOTONIC;
+    use crate::table::Task;
+    use crate::{AsyncMemo, CoarseClock, ManualClock, MemoBuilder, SystemClock};
+
+    type Builder = MemoBuilder<u8, u8>;
+
+    fn kind(configure: impl FnOnce(Builder) -> Builder) -> Option<&'static str> {
+        configure(AsyncMemo::builder()).build().table.clock_kind()
+    }
+
+    fn refresh(builder: Builder) -> Builder {
+        builder.refresh_after(Duration::from_secs(1), |_: Task| {})
+    }
+
+    /// The clock `build` picks: coarse only when refresh is the memo's only timed rule.
+    #[test]
+    fn the_builder_picks_the_coarse_clock_only_for_refresh_alone() {
+        let second = Duration::from_secs(1);
+        let coarse = if COARSE_IS_MONOTONIC {
+            "coarse"
+        } else {
+            "system"
+        };
+        assert_eq!(kind(|b| b), None);
+        assert_eq!(kind(refresh), Some(coarse));
+        assert_eq!(kind(|b| refresh(b).time_to_live(second)), Some("system"));
+        assert_eq!(kind(|b| refresh(b).time_to_idle(second)), Some("system"));
+        let per_entry = |b: Builder| refresh(b).expire_after(|_, _| None);
+        assert_eq!(kind(per_entry), Some("system"));
+        assert_eq!(kind(|b| b.time_to_live(second)), Some("system"));
+        assert_eq!(kind(|b| refresh(b).clock(SystemClock)), Some("system"));
+        let chosen = if COARSE_IS_MONOTONIC {
+            "coarse"
+        } else {
+            "user"
+        };
+        let ttl_coarse = |b: Builder| b.time_to_live(second).clock(CoarseClock);
+        assert_eq!(kind(ttl_coarse), Some(chosen));
+        assert_eq!(kind(|b| refresh(b).clock(ManualClock::new())), Some("user"));
+    }
+}

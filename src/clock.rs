@@ -38,10 +38,10 @@ pub trait Clock: Send + Sync + 'static {
     /// It should never go backwards; if it does, the memo does not follow it: a memo keeps the
     /// latest reading it has seen, and treats an earlier one as that latest (time stands still
     /// until the clock catches up; moka #52, #472 are what a clock going backwards does to a cache
-    /// that trusts it). The built-in [`SystemClock`] and [`CoarseClock`] are monotonic already,
-    /// so the memo does not track their readings. Readings more than `u64::MAX` nanoseconds
-    /// (about 584 years) after the memo was built count as that far, and deadlines beyond it as
-    /// "never".
+    /// that trusts it). The built-in [`SystemClock`], and [`CoarseClock`] where it is monotonic
+    /// (see there), never go back, so the memo does not track their readings. Readings more
+    /// than `u64::MAX` nanoseconds (about 584 years) after the memo was built count as that
+    /// far, and deadlines beyond it as "never".
     fn now(&self) -> Instant;
 }
 
@@ -67,9 +67,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// A coarse monotonic clock: the time of the operating system's last timer tick, from the
+/// A coarse clock: the time of the operating system's last timer tick, from the
 /// [`coarsetime`](https://docs.rs/coarsetime) crate. The default of a memo whose only timed rule
-/// is [`refresh_after`](crate::MemoBuilder::refresh_after).
+/// is [`refresh_after`](crate::MemoBuilder::refresh_after), on the platforms where it is
+/// monotonic (Linux, Android, macOS, FreeBSD, DragonFly, Windows).
 ///
 /// It reads the time the kernel stored at its last tick instead of the CPU's counter, which
 /// makes it cheaper where it matters: on x86 Linux, `Instant::now` reads the time-stamp
@@ -80,19 +81,27 @@ impl Clock for SystemClock {
 /// 130–160 ns to a loop of random reads over 16 MiB (the bench report prints both for its
 /// machine).
 ///
-/// The price is resolution: one tick, which is 1 to 10 ms on Linux (`CLOCK_MONOTONIC_COARSE`,
-/// 4 ms in common kernels), about 10 to 16 ms on Windows (`GetTickCount64`), and on macOS the
-/// coarse `CLOCK_MONOTONIC_RAW_APPROX`. A duration measured on it is off by at most one tick
-/// either way. That suits automatic refresh, which
-/// only decides when an entry is worth recomputing (the entry stays valid and served), and
-/// does not suit a time to live that must never be overrun by a few milliseconds: expiring
-/// memos default to [`SystemClock`]. Pass `.clock(CoarseClock)` to make an expiring memo use
-/// it anyway, or `.clock(SystemClock)` to time refreshes precisely.
+/// The price is resolution: one tick, which is 1 to 10 ms on Linux and Android
+/// (`CLOCK_MONOTONIC_COARSE`, 4 ms in common kernels), the scheduler's tick on FreeBSD and
+/// DragonFly (`CLOCK_MONOTONIC_FAST`), and on macOS the coarse `CLOCK_MONOTONIC_RAW_APPROX`
+/// (which, unlike `Instant`, keeps counting while the machine sleeps). A duration measured on
+/// it is off by at most one tick either way, except on Windows (`GetTickCount64`, 10 to 16 ms),
+/// where coarsetime's conversion of milliseconds also reads up to about 2.4% low within each
+/// second: up to about 40 ms in all. On other platforms coarsetime reads the wall clock, which
+/// can step back or forward: a memo there never picks this clock by default, and treats it
+/// like any user clock (it keeps the latest reading) if you pass it.
+///
+/// That resolution suits automatic refresh, which only decides when an entry is worth
+/// recomputing (the entry stays valid and served), and does not suit a time to live that must
+/// never be overrun by a few milliseconds: expiring memos default to [`SystemClock`]. Pass
+/// `.clock(CoarseClock)` to make an expiring memo use it anyway, or `.clock(SystemClock)` to
+/// time refreshes precisely.
 ///
 /// Its `Instant`s are anchored to one `Instant::now` reading taken at the first use in the
 /// process, then advance with the coarse clock: they are monotonic, but compare with
-/// `Instant::now` only to within a few ticks. Like [`ManualClock`], it stops at about 584 years
-/// after that first use (or the latest representable `Instant`) instead of overflowing.
+/// `Instant::now` only to within a few ticks (on macOS, not across a sleep). It stops instead of
+/// overflowing: coarsetime keeps whole seconds in 32 bits (about 136 years of uptime), and the
+/// `Instant` saturates about 584 years after the first use, as [`ManualClock`] does.
 ///
 /// # Examples
 ///
@@ -132,6 +141,20 @@ impl Clock for CoarseClock {
         *instant + Duration::from(elapsed).min(*limit)
     }
 }
+
+/// Whether coarsetime reads a monotonic clock on this platform (its `Instant::now` source:
+/// `CLOCK_MONOTONIC_COARSE`, `CLOCK_MONOTONIC_RAW_APPROX`, `CLOCK_MONOTONIC_FAST`,
+/// `GetTickCount64`). On other Unix systems it reads `gettimeofday`, the wall clock, and on
+/// WASI it may fall back to the wall clock: there the memo neither picks [`CoarseClock`] by
+/// default nor trusts it to be monotonic.
+pub(crate) const COARSE_IS_MONOTONIC: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd",
+    target_os = "dragonfly",
+    windows
+));
 
 /// Nanoseconds on the coarse clock since `origin` (0 if the reading is earlier).
 #[inline]
@@ -302,9 +325,10 @@ impl ClockChoice {
         let any: &dyn Any = &clock;
         if any.is::<SystemClock>() {
             ClockChoice::System
-        } else if any.is::<CoarseClock>() {
+        } else if COARSE_IS_MONOTONIC && any.is::<CoarseClock>() {
             ClockChoice::Coarse
         } else {
+            // Elsewhere `CoarseClock` reads the wall clock, which can step back: guard it.
             ClockChoice::User(Box::new(clock))
         }
     }
@@ -344,9 +368,10 @@ pub(crate) struct Timer {
 
 impl Timer {
     /// A timer on the clock the builder was given or, if none, the default: [`CoarseClock`]
-    /// when the memo's only timed rule is refresh (`refresh_only`), else [`SystemClock`].
+    /// when the memo's only timed rule is refresh (`refresh_only`) and the coarse clock is
+    /// monotonic on this platform, else [`SystemClock`].
     pub(crate) fn new(clock: Option<ClockChoice>, refresh_only: bool) -> Self {
-        let choice = clock.unwrap_or(if refresh_only {
+        let choice = clock.unwrap_or(if refresh_only && COARSE_IS_MONOTONIC {
             ClockChoice::Coarse
         } else {
             ClockChoice::System
@@ -425,7 +450,12 @@ mod tests {
 
     #[test]
     fn the_default_clock_is_coarse_only_when_refresh_is_the_only_timed_rule() {
-        assert_eq!(kind(None, true), "coarse");
+        let coarse = if COARSE_IS_MONOTONIC {
+            "coarse"
+        } else {
+            "system"
+        };
+        assert_eq!(kind(None, true), coarse);
         assert_eq!(kind(None, false), "system");
     }
 
@@ -434,7 +464,12 @@ mod tests {
         for refresh_only in [false, true] {
             let of = |c| kind(Some(c), refresh_only);
             assert_eq!(of(ClockChoice::of(SystemClock)), "system");
-            assert_eq!(of(ClockChoice::of(CoarseClock)), "coarse");
+            let coarse = if COARSE_IS_MONOTONIC {
+                "coarse"
+            } else {
+                "user"
+            };
+            assert_eq!(of(ClockChoice::of(CoarseClock)), coarse);
             assert_eq!(of(ClockChoice::of(ManualClock::new())), "user");
         }
     }

@@ -95,8 +95,8 @@
 //!     time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
 //!     read time), never taking a write lock; a memo with expiry or automatic refresh reads its
 //!     clock before locking (a refresh-only memo reads the coarse clock: 13).
-//!     A get-or-init read that finds its entry due for an automatic refresh takes a second read
-//!     lock to start it. Readers are spread over cache lines: a shard's read lock is one of
+//!     A get-or-init read that finds its entry due for an automatic refresh takes the shard's
+//!     write lock to start it. Readers are spread over cache lines: a shard's read lock is one of
 //!     eight inner locks (crossbeam-utils' `ShardedLock`) and the hit counter one of several
 //!     slots, each picked by a process-wide index of the reading thread, so threads whose
 //!     indices differ write different lines (best effort: with more than eight reading
@@ -120,14 +120,15 @@
 //!     memo was built, and every sum (a time to live, a time to idle, an `expire_after`
 //!     duration, `Duration::MAX` included) saturates: a deadline past about 584 years is
 //!     "never", and no reading ever equals "never", so an entry without a deadline never
-//!     expires. The memo keeps the latest reading it has seen: a clock that goes backwards
-//!     (moka #52, #472) makes time stand still until it catches up, and never revives an
-//!     expired entry. [`ManualClock`] saturates instead of wrapping. The default clock is
-//!     [`SystemClock`] (`Instant::now`); a memo whose only timed rule is
-//!     [`refresh_after`](MemoBuilder::refresh_after) defaults to [`CoarseClock`], the kernel's
-//!     last-tick time: cheaper, exact to one tick (1–16 ms by platform), and enough for a
-//!     clock that only decides when an entry is worth recomputing, never whether it may be
-//!     served.
+//!     expires. With a clock of the user's, the memo keeps the latest reading it has seen: a
+//!     clock that goes backwards (moka #52, #472) makes time stand still until it catches up,
+//!     and never revives an expired entry; the built-in clocks never go back (where
+//!     [`CoarseClock`] could, it is treated as a user's clock). [`ManualClock`] saturates
+//!     instead of wrapping. The default clock is [`SystemClock`] (`Instant::now`); a memo
+//!     whose only timed rule is [`refresh_after`](MemoBuilder::refresh_after) defaults to
+//!     [`CoarseClock`], the kernel's last-tick time (where it is monotonic): cheaper, exact to
+//!     a tick (1–16 ms by platform), and enough for a clock that only decides when an entry is
+//!     worth recomputing, never whether it may be served.
 //! 14. **Admission does not depend on the shard count.** In a bounded memo, an entry whose
 //!     weight is at most [`max_capacity`](MemoBuilder::max_capacity) is stored whatever the
 //!     shard count (its shard borrows capacity from the others), and the total weight never
@@ -154,10 +155,11 @@
 //!     says; the next refresh starts anew. A refresh whose value is too heavy to be stored (14)
 //!     is detached instead of committed: `E` stays too. Cancellation is as 6 says: when the last
 //!     caller of a refresh is dropped its future is dropped, and `E` is untouched.
-//! 18. **Time.** An entry past its time to live or idle is never served, refresh or not, and its
-//!     expiry detaches its refresh: a read after `E` expired starts a new flight and never joins
-//!     `E`'s refresh (Guava joins, and hangs on a stuck reload). A refreshed entry's time to live
-//!     and idle start at its commit; a refresh is not a read of `E`.
+//! 18. **Time.** An entry past its time to live or idle (on the memo's clock: 13) is never
+//!     served, refresh or not, and its expiry detaches its refresh: a read after `E` expired
+//!     starts a new flight and never joins `E`'s refresh (Guava joins, and hangs on a stuck
+//!     reload). A refreshed entry's time to live and idle start at its commit; a refresh is
+//!     not a read of `E`.
 //! 19. **Compare-and-swap.** [`replace(k, e, v)`](AsyncMemo::replace) stores `v` only if `k`
 //!     holds `e` (a ready entry, or a flight, which is detached), atomically against every
 //!     other operation on `k`; otherwise it changes nothing and returns the current epoch.

@@ -135,6 +135,12 @@ impl<K, V, S> Table<K, V, S> {
         &self.measure
     }
 
+    /// Which clock the memo reads (`None` without expiry or refresh), for tests of the default.
+    #[cfg(test)]
+    pub(crate) fn clock_kind(&self) -> Option<&'static str> {
+        self.timer.as_ref().map(Timer::kind)
+    }
+
     /// The time, read before locking (the clock is user code); timeless without expiry.
     #[inline]
     pub(crate) fn moment(&self) -> Moment {

@@ -60,7 +60,10 @@ fn a_refresh_only_memo_refreshes_on_real_time_with_either_built_in_clock() {
         let stale = block_on(memo.get_or_init("k", || async { 2 }));
         assert_eq!(*stale.value(), 1, "a due entry is served at once");
         let task = tasks.lock().unwrap().pop();
-        block_on(task.expect("precise = {precise}: due after `after` + two ticks, no refresh"));
+        let task = task.unwrap_or_else(|| {
+            panic!("precise = {precise}: due after `after` plus two ticks, yet no refresh")
+        });
+        block_on(task);
         assert_eq!(memo.get("k").map(|e| *e.value()), Some(2));
     }
 }

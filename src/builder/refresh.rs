@@ -31,11 +31,12 @@ where
     ///   abandoned, as if its last caller went away, and the entry stays.
     /// - Cost: a memo with `refresh_after` reads its clock on every get-or-init read (to find
     ///   stale entries), as an expiring memo does. Without a time to live, a time to idle or
-    ///   `expire_after`, that clock is by default [`CoarseClock`](crate::CoarseClock): about
-    ///   half of `Instant::now`'s cost on a hit that misses the cache, at a resolution of one OS
-    ///   tick (1–16 ms by platform), so an entry falls due within one tick of `after`. `.clock(SystemClock)` times it
-    ///   precisely; with expiry the memo reads [`SystemClock`](crate::SystemClock) anyway.
-    ///   An entry keeps its due tick in the word a
+    ///   `expire_after`, that clock is by default [`CoarseClock`](crate::CoarseClock) (where
+    ///   it is monotonic): about half of `Instant::now`'s cost on a hit that misses the cache,
+    ///   at a resolution of one OS tick (1–16 ms by platform; see there), so an entry falls due
+    ///   within about a tick of `after`. `.clock(SystemClock)` times it precisely; with expiry
+    ///   the memo reads [`SystemClock`](crate::SystemClock) anyway. An entry keeps its due tick
+    ///   in the word a
     ///   [`time_to_idle`](Self::time_to_idle) memo uses for the last read, so it costs no
     ///   memory; with a time to idle as well, the due tick is kept beside the entry, in its
     ///   shard (about 30 more bytes an entry, more just after that table grows, and one more
