@@ -123,8 +123,9 @@ where
 /// `PRECISE = true` passes `.clock(SystemClock)` (an `Instant::now` per call).
 pub struct OursRefreshing<const PRECISE: bool = false, const AFTER_MS: u64 = 100>(pub Ours);
 
-/// The refresh interval of the default [`OursRefreshing`]: a run of the report's refresh mix
-/// (1.5M calls, about a quarter of a second) refreshes every hot key once or twice.
+/// The refresh interval of the default [`OursRefreshing`]: a run of the report's busy refresh
+/// mix (1.5M calls, about a quarter of a second on the development VM) refreshes every hot key
+/// once or twice there; the report prints the count it saw.
 pub const REFRESH_AFTER: Duration = Duration::from_millis(100);
 
 /// An interval no benchmark run reaches: the memo pays for reading its clock and checking each

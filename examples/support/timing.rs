@@ -351,38 +351,47 @@ pub fn clock_read_ns<T>(read: impl Fn() -> T) -> (f64, f64) {
     (alone, (with - without).max(0.0))
 }
 
-/// The refresh mix: the plain memo's calls per second, each `refresh_after` memo's throughput as a
-/// fraction of it, and the refreshes the busy memo started.
-pub struct RefreshMix {
-    /// Calls per second of the plain memo (median of the short rounds).
+/// One row of the refresh mix: medians over the same rounds.
+#[derive(Clone, Copy)]
+pub struct RefreshRow {
+    /// Calls per second of the plain memo.
     pub plain: f64,
+    /// Calls per second of the `refresh_after` memo.
+    pub memo: f64,
+    /// The median of the per-round ratios of the memo's throughput to the plain memo's.
+    pub ratio: f64,
+}
+
+/// The refresh mix's rows, and the refreshes the busy memo started.
+pub struct RefreshMix {
     /// `refresh_after` never due during a run, default clock (coarse): the feature's own price.
-    pub idle: f64,
+    pub idle: RefreshRow,
     /// The same with `.clock(SystemClock)`.
-    pub idle_precise: f64,
-    /// `refresh_after(100 ms)`, default clock: every hot key refreshed once or twice a run.
-    pub busy: f64,
+    pub idle_precise: RefreshRow,
+    /// `refresh_after(100 ms)`, default clock, over runs long enough for refreshes to fire.
+    pub busy: RefreshRow,
     /// Refreshes the busy memo started per run (median), out of `REFRESH_MIX_CALLS`.
     pub refreshes: f64,
 }
 
-/// Calls in one run of the busy refresh mix: about a quarter of a second, so that
-/// `contenders::REFRESH_AFTER` (100 ms) passes and every hot key is refreshed once or twice.
+/// Calls in one run of the busy refresh mix: about a quarter of a second on the development
+/// VM, so that `contenders::REFRESH_AFTER` (100 ms) passes; the report prints how many
+/// refreshes a run started, which says whether it did on the machine at hand.
 pub const REFRESH_MIX_CALLS: usize = 1_500_000;
 
 /// The 90%-hit mix on one thread (10K hot keys, every tenth call a new key), on the plain memo and
 /// on three `refresh_after` memos, measured in turns, in an order that rotates every round, after
 /// a warm-up round. Each run starts on a freshly filled memo (and waits, untimed, for the
-/// refreshes it started to finish), so that no run pays for another's. A memo's figure is the
-/// median over the rounds of the plain memo's time divided by its own in the same round: on a
+/// refreshes it started to finish), so that no run pays for another's. A ratio is the median
+/// over the rounds of the plain memo's time divided by the memo's in the same round: on a
 /// shared machine whose speed drifts by 10-20% from one second to the next, a ratio taken
 /// within one round is the steadier measure, and short rounds drift least. The two memos whose
 /// refreshes never fall due run 300K calls a run, 31 rounds; the busy one runs
-/// `REFRESH_MIX_CALLS` calls a run (its 100 ms must pass), 9 rounds.
+/// `REFRESH_MIX_CALLS` calls a run (its 100 ms must pass), 9 rounds, each with its own run of
+/// the plain memo.
 pub fn refresh_mix_in_turns() -> RefreshMix {
     let short = mix_keys(0, 10_000, 300_000, 10);
-    let mut plain = Vec::new();
-    let mut idle: [Vec<f64>; 2] = Default::default();
+    let mut idle: [Vec<[f64; 2]>; 2] = Default::default();
     for round in 0..32 {
         let mut runs = [Duration::ZERO; 3];
         for turn in 0..3 {
@@ -401,9 +410,8 @@ pub fn refresh_mix_in_turns() -> RefreshMix {
             .0;
         }
         if round > 0 {
-            plain.push(short.len() as f64 / runs[0].as_secs_f64());
-            for (ratio, run) in idle.iter_mut().zip(&runs[1..]) {
-                ratio.push(runs[0].as_secs_f64() / run.as_secs_f64());
+            for (samples, run) in idle.iter_mut().zip(&runs[1..]) {
+                samples.push([runs[0].as_secs_f64(), run.as_secs_f64()]);
             }
         }
     }
@@ -419,17 +427,26 @@ pub fn refresh_mix_in_turns() -> RefreshMix {
             };
         }
         if round > 0 {
-            busy.push(runs[0].0.as_secs_f64() / runs[1].0.as_secs_f64());
+            busy.push([runs[0].0.as_secs_f64(), runs[1].0.as_secs_f64()]);
             refreshes.push(runs[1].1 as f64);
         }
     }
-    let [idle, idle_precise] = idle.map(median);
+    let [idle, idle_precise] = idle.map(|samples| refresh_row(&samples, short.len()));
     RefreshMix {
-        plain: median(plain),
         idle,
         idle_precise,
-        busy: median(busy),
+        busy: refresh_row(&busy, long.len()),
         refreshes: median(refreshes),
+    }
+}
+
+/// A row from `[plain seconds, memo seconds]` per round, each run `calls` calls.
+fn refresh_row(rounds: &[[f64; 2]], calls: usize) -> RefreshRow {
+    let rate = |i: usize| median(rounds.iter().map(|r| calls as f64 / r[i]).collect());
+    RefreshRow {
+        plain: rate(0),
+        memo: rate(1),
+        ratio: median(rounds.iter().map(|r| r[0] / r[1]).collect()),
     }
 }
 
