@@ -45,45 +45,42 @@ pub fn get_hit<C: Contender>(n: usize, keys: &[u64]) -> f64 {
 pub fn get_hits_in_turns(n: usize, keys: &[u64]) -> [f64; 5] {
     let (ours, moka, quick) = (filled::<Ours>(n), filled::<Moka>(n), filled::<Quick>(n));
     let (floor, probe) = (filled::<Floor>(n), Probe::filled(n));
-    let mut samples: [Vec<f64>; 5] = Default::default();
-    let mut at = 0;
-    for round in 0..12 {
-        let batch = 200_000;
-        let times = [
-            read_batch(keys, at, batch, &|key| ours.get(key)),
-            read_batch(keys, at, batch, &|key| moka.get(key)),
-            read_batch(keys, at, batch, &|key| quick.get(key)),
-            read_batch(keys, at, batch, &|key| floor.get(key)),
-            read_batch(keys, at, batch, &|key| probe.get(key)),
-        ];
-        at += batch;
-        if round > 0 {
-            // Round 0 warms every reader up.
-            for (sample, time) in samples.iter_mut().zip(times) {
-                sample.push(time.as_nanos() as f64 / batch as f64);
-            }
-        }
-    }
-    samples.map(median)
+    in_turns(|at| {
+        [
+            read_batch(keys, at, TURN, &|key| ours.get(key)),
+            read_batch(keys, at, TURN, &|key| moka.get(key)),
+            read_batch(keys, at, TURN, &|key| quick.get(key)),
+            read_batch(keys, at, TURN, &|key| floor.get(key)),
+            read_batch(keys, at, TURN, &|key| probe.get(key)),
+        ]
+    })
 }
 
 /// `get` hits on a plain memo and on one whose every key has a refresh in flight, measured in
-/// turns (11 rounds after a warm-up, one batch of each a round). Median ns per call of each.
+/// turns as [`get_hits_in_turns`] does. Median ns per call of each.
 pub fn get_hits_refreshing(n: usize, keys: &[u64]) -> [f64; 2] {
     let (plain, refreshing) = (filled::<Ours>(n), filled::<Ours>(n));
     let _in_flight = refreshes_in_flight(&refreshing.0, n as u64);
-    let mut samples: [Vec<f64>; 2] = Default::default();
-    let mut at = 0;
-    for round in 0..12 {
-        let batch = 200_000;
-        let times = [
-            read_batch(keys, at, batch, &|key| plain.get(key)),
-            read_batch(keys, at, batch, &|key| refreshing.get(key)),
-        ];
-        at += batch;
-        if round > 0 {
+    in_turns(|at| {
+        [
+            read_batch(keys, at, TURN, &|key| plain.get(key)),
+            read_batch(keys, at, TURN, &|key| refreshing.get(key)),
+        ]
+    })
+}
+
+/// Calls in one reader's batch of a round in turns.
+const TURN: usize = 200_000;
+
+/// Runs `round(at)` (one `TURN`-call batch of each reader, starting at `keys[at]`) 12 times;
+/// round 0 warms every reader up. Median ns per call of each reader over the other 11.
+fn in_turns<const N: usize>(mut round: impl FnMut(usize) -> [Duration; N]) -> [f64; N] {
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    for r in 0..12 {
+        let times = round(r * TURN);
+        if r > 0 {
             for (sample, time) in samples.iter_mut().zip(times) {
-                sample.push(time.as_nanos() as f64 / batch as f64);
+                sample.push(time.as_nanos() as f64 / TURN as f64);
             }
         }
     }
