@@ -94,6 +94,7 @@ impl<K, V, S> fmt::Debug for MemoBuilder<K, V, S> {
             )
             .field("refresh_after", &self.refresh.as_ref().map(|r| r.after))
             .field("refresh_after_entry", &self.refresh_after.is_some())
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }

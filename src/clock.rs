@@ -12,10 +12,10 @@ use crate::sync::{AtomicU64, Ordering};
 /// automatic refresh (`refresh_after`).
 ///
 /// The default is [`SystemClock`] (`std::time::Instant::now`), except in a memo whose only timed
-/// rule is `refresh_after`, which reads the cheaper [`CoarseClock`]. Tests use a [`ManualClock`]
-/// to make expiry deterministic. The memo never sleeps or sets timers: it reads the clock when an
-/// operation needs to know whether an entry has expired or fallen due, and never while holding
-/// a lock.
+/// rule is `refresh_after`, which reads the cheaper [`CoarseClock`] where that clock is monotonic.
+/// Tests use a [`ManualClock`] to make expiry deterministic. The memo never sleeps or sets
+/// timers: it reads the clock when an operation needs to know whether an entry has expired or
+/// fallen due, and never while holding a lock.
 ///
 /// # Examples
 ///
