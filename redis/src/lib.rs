@@ -109,26 +109,41 @@
 // Examples that need a server are `no_run`: compiled, inside functions nobody calls.
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
 
+mod builder;
 mod codec;
+mod conn;
 mod gap;
+mod load;
 mod log_id;
 mod near;
 mod policy;
 mod reader;
 mod redis_log;
+mod scripts;
+mod shared_stats;
 mod stats;
+mod tier;
 mod transport;
+mod value_codec;
+mod waiters;
 
+pub use crate::builder::NearMemoBuilder;
 #[cfg(feature = "serde")]
 pub use crate::codec::Json;
 pub use crate::codec::{KeyCodec, Plain};
+pub use crate::load::LoadError;
 pub use crate::log_id::{Cursor, LogId, ParseLogIdError};
-pub use crate::near::{NearMemo, NearMemoBuilder};
+pub use crate::near::NearMemo;
 pub use crate::policy::WhenDisconnected;
 pub use crate::reader::{Applied, Reset};
 pub use crate::redis_log::RedisLog;
+pub use crate::shared_stats::{SharedStats, WaitLatency};
 pub use crate::stats::{Link, LogStats};
+pub use crate::tier::SharedTier;
 pub use crate::transport::{GapCause, Invalidation, Outgoing, Read, Record, Transport};
+#[cfg(feature = "serde")]
+pub use crate::value_codec::Postcard;
+pub use crate::value_codec::{EncodeError, ValueCodec};
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

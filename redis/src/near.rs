@@ -1,20 +1,22 @@
 //! `NearMemo`: a memo whose invalidations reach every process of its namespace.
 
-use std::collections::hash_map::RandomState;
+use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_memo::{AsyncMemo, DefaultHashBuilder};
 use tokio::task::JoinHandle;
 
-use crate::reader::{self, Listener, ReaderConfig, Shared, now_us};
+use crate::load::{self, Policy};
+use crate::reader::{Shared, now_us};
+use crate::shared_stats::SharedCounters;
 use crate::stats::Counters;
+use crate::tier::Tier;
 use crate::{
-    Applied, Invalidation, KeyCodec, Link, LogId, LogStats, Outgoing, Plain, RedisLog, Transport,
-    WhenDisconnected,
+    Invalidation, KeyCodec, Link, LoadError, LogId, LogStats, Outgoing, Plain, RedisLog,
+    SharedStats, Transport,
 };
 
 /// An [`AsyncMemo`] kept consistent with the memos of other processes through an
@@ -41,13 +43,13 @@ use crate::{
 /// # let _ = name; Ok(()) }
 /// ```
 pub struct NearMemo<K, V, T = RedisLog, C = Plain, S = DefaultHashBuilder> {
-    shared: Arc<Shared<K, V, C, S>>,
-    log: Arc<T>,
-    task: Arc<ReaderTask>,
+    pub(crate) shared: Arc<Shared<K, V, C, S>>,
+    pub(crate) log: Arc<T>,
+    pub(crate) task: Arc<ReaderTask>,
 }
 
 /// Aborts the reader task when the last handle goes.
-struct ReaderTask(JoinHandle<()>);
+pub(crate) struct ReaderTask(pub(crate) JoinHandle<()>);
 
 impl Drop for ReaderTask {
     fn drop(&mut self) {
@@ -72,234 +74,6 @@ impl<K, V, T: fmt::Debug, C, S> fmt::Debug for NearMemo<K, V, T, C, S> {
             .field("origin", &self.shared.origin)
             .field("stats", &self.shared.counters.snapshot())
             .finish_non_exhaustive()
-    }
-}
-
-/// Configures and starts a [`NearMemo`]; from [`NearMemo::builder`].
-///
-/// # Examples
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use async_memo::AsyncMemo;
-/// use async_memo_redis::{NearMemo, RedisLog, WhenDisconnected};
-///
-/// # async fn f() -> Result<(), redis::RedisError> {
-/// let memo: NearMemo<u64, String> = NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "ns")?)
-///     .when_disconnected(WhenDisconnected::Bypass { after: Duration::from_millis(200) })
-///     .start(AsyncMemo::new())
-///     .await?;
-/// # Ok(()) }
-/// ```
-pub struct NearMemoBuilder<K, V, T, C = Plain> {
-    log: T,
-    value: PhantomData<fn() -> V>,
-    codec: C,
-    when_disconnected: WhenDisconnected,
-    batch: usize,
-    listener: Option<Listener<K>>,
-}
-
-impl<K, V, T: fmt::Debug, C: fmt::Debug> fmt::Debug for NearMemoBuilder<K, V, T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NearMemoBuilder")
-            .field("log", &self.log)
-            .field("codec", &self.codec)
-            .field("when_disconnected", &self.when_disconnected)
-            .field("batch", &self.batch)
-            .field("listener", &self.listener.is_some())
-            .finish()
-    }
-}
-
-impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
-    /// The codec for keys (default [`Plain`]). Every process of the namespace must use the same.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use async_memo_redis::{NearMemo, Plain, RedisLog};
-    /// let builder = NearMemo::<u32, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).codec(Plain);
-    /// # Ok::<(), redis::RedisError>(())
-    /// ```
-    pub fn codec<C2>(self, codec: C2) -> NearMemoBuilder<K, V, T, C2> {
-        NearMemoBuilder {
-            log: self.log,
-            value: PhantomData,
-            codec,
-            when_disconnected: self.when_disconnected,
-            batch: self.batch,
-            listener: self.listener,
-        }
-    }
-
-    /// What to do while the log cannot be read (default: clear after 1 s).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use async_memo_redis::{NearMemo, RedisLog, WhenDisconnected};
-    /// let builder = NearMemo::<u32, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?)
-    ///     .when_disconnected(WhenDisconnected::Serve);
-    /// # Ok::<(), redis::RedisError>(())
-    /// ```
-    pub fn when_disconnected(mut self, policy: WhenDisconnected) -> Self {
-        self.when_disconnected = policy;
-        self
-    }
-
-    /// How many records one read returns at most (default 512; 0 counts as 1).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use async_memo_redis::{NearMemo, RedisLog};
-    /// let builder = NearMemo::<u32, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).batch(64);
-    /// # Ok::<(), redis::RedisError>(())
-    /// ```
-    pub fn batch(mut self, records: usize) -> Self {
-        self.batch = records.max(1);
-        self
-    }
-
-    /// A listener the reader task calls after each record it applied, and after each reset of
-    /// the whole memo, on the reader task (it delays the next record: keep it short). It runs
-    /// after the memo call, under no lock, and may call the memo. A panic in it is caught and
-    /// ignored: the memo call already happened, and the reader goes on.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use async_memo_redis::{Applied, NearMemo, RedisLog};
-    /// let builder = NearMemo::<String, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?)
-    ///     .on_apply(|event: &Applied<'_, String>| {
-    ///         if let Applied::Key { key, lag, .. } = event {
-    ///             println!("{key} invalidated, {lag:?} after it was published");
-    ///         }
-    ///     });
-    /// # Ok::<(), redis::RedisError>(())
-    /// ```
-    pub fn on_apply(mut self, listener: impl Fn(&Applied<'_, K>) + Send + Sync + 'static) -> Self {
-        self.listener = Some(Box::new(listener));
-        self
-    }
-
-    /// Records the log's end, invalidates whatever `memo` already holds (nothing proves it
-    /// current), spawns the reader task from that end, and returns the handle. Every record
-    /// appended after this call returns reaches the memo; none appended before is replayed.
-    ///
-    /// `memo` may use any hasher `S`, and the handle names it as its last type parameter: for
-    /// keys an attacker chooses, build the memo with `.hasher(std::hash::RandomState::new())`
-    /// (SipHash, see [`DefaultHashBuilder`]), as in the second example. The hasher only places
-    /// keys in this process's memo; the log carries keys as the codec encodes them, so
-    /// processes of one namespace may use different hashers.
-    ///
-    /// # Errors
-    ///
-    /// The log's end could not be read (the server is unreachable, or older than Redis 7).
-    /// Nothing is spawned then.
-    ///
-    /// # Panics
-    ///
-    /// Outside a tokio runtime.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: the task is spawned only after the last `.await`.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # use async_memo::AsyncMemo;
-    /// # use async_memo_redis::{NearMemo, RedisLog};
-    /// # async fn f() -> Result<(), redis::RedisError> {
-    /// let memo: NearMemo<String, u32> =
-    ///     NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "ns")?).start(AsyncMemo::new()).await?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// Keys from untrusted clients, on a memo that hashes with SipHash:
-    ///
-    /// ```no_run
-    /// use std::hash::RandomState;
-    /// use async_memo::AsyncMemo;
-    /// use async_memo_redis::{NearMemo, Plain, RedisLog};
-    ///
-    /// # async fn f() -> Result<(), redis::RedisError> {
-    /// let memo: AsyncMemo<String, u32, RandomState> =
-    ///     AsyncMemo::builder().hasher(RandomState::new()).build();
-    /// let by_path: NearMemo<String, u32, RedisLog, Plain, RandomState> =
-    ///     NearMemo::builder(RedisLog::open("redis://127.0.0.1/", "paths")?).start(memo).await?;
-    /// by_path.invalidate(&"/index.html".to_string()).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn start<S>(
-        self,
-        memo: AsyncMemo<K, V, S>,
-    ) -> Result<NearMemo<K, V, T, C, S>, T::Error>
-    where
-        K: Hash + Eq + Clone + Send + Sync + 'static,
-        V: Clone + Send + Sync + 'static,
-        C: KeyCodec<K>,
-        S: BuildHasher + Clone + Send + Sync + 'static,
-    {
-        let cursor = self.log.tail().await?;
-        // The cursor is recorded before the memo serves anything from us: entries it holds
-        // from before could be older than records we will never replay.
-        memo.invalidate_all();
-        let shared = Arc::new(Shared {
-            memo,
-            codec: self.codec,
-            origin: new_origin(),
-            counters: Counters::default(),
-            listener: self.listener,
-        });
-        let log = Arc::new(self.log);
-        let config = ReaderConfig {
-            batch: self.batch,
-            when_disconnected: self.when_disconnected,
-        };
-        let handle = tokio::spawn(reader::run(
-            Arc::clone(&shared),
-            Arc::clone(&log),
-            cursor,
-            config,
-        ));
-        Ok(NearMemo {
-            shared,
-            log,
-            task: Arc::new(ReaderTask(handle)),
-        })
-    }
-}
-
-/// A nonzero token, distinct per `NearMemo` with overwhelming probability (origin 0 marks
-/// records of unknown origin).
-fn new_origin() -> u64 {
-    RandomState::new()
-        .hash_one((std::process::id(), now_us()))
-        .max(1)
-}
-
-impl<K, V, T: Transport> NearMemo<K, V, T, Plain> {
-    /// A builder that will read and publish through `log`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use async_memo_redis::{NearMemo, RedisLog};
-    /// let builder = NearMemo::<String, u32>::builder(RedisLog::open("redis://127.0.0.1/", "ns")?);
-    /// # Ok::<(), redis::RedisError>(())
-    /// ```
-    pub fn builder(log: T) -> NearMemoBuilder<K, V, T, Plain> {
-        NearMemoBuilder {
-            log,
-            value: PhantomData,
-            codec: Plain,
-            when_disconnected: WhenDisconnected::default(),
-            batch: 512,
-            listener: None,
-        }
     }
 }
 
@@ -343,9 +117,17 @@ where
     /// [link](Link::Bypassing) bypasses the memo, `init`'s value, computed for this caller
     /// alone and not stored.
     ///
+    /// With a [shared tier](crate::SharedTier), the local flight of a miss first asks Redis:
+    /// the key's shared value, or its lease (then `init` runs here and its value is stored in
+    /// Redis if the lease was not revoked meanwhile), or a wait for the process that holds it.
+    /// A wait that reaches [`max_wait`](crate::SharedTier::max_wait) runs `init` here, without
+    /// a lease, storing nothing in Redis. `init` is called when the local flight starts, as
+    /// always; the future it returns is polled only if this process loads the value.
+    ///
     /// # Cancel safety
     ///
-    /// As [`AsyncMemo::get_or_init`]: cancel safe.
+    /// As [`AsyncMemo::get_or_init`]: cancel safe. A lease held by a flight whose last caller
+    /// is dropped is given back, and a waiting process takes it over.
     ///
     /// # Panics
     ///
@@ -366,11 +148,27 @@ where
         if self.bypassing() {
             return init().await;
         }
-        self.shared.memo.get_or_init(key, init).await.into_value()
+        let Some(tier) = self.tier() else {
+            return self.shared.memo.get_or_init(key, init).await.into_value();
+        };
+        let policy = Policy {
+            source: |never: Infallible| never,
+            timed_out: None,
+        };
+        let init = || {
+            let load = init();
+            async move { Ok::<V, Infallible>(load.await) }
+        };
+        match self.through_tier(tier, key, init, policy).await {
+            Ok(value) => value,
+            Err(never) => match *never {},
+        }
     }
 
     /// The value of `key`: [`AsyncMemo::get_or_try_init`], or, while the link bypasses the
-    /// memo, `init`'s result for this caller alone, stored nowhere.
+    /// memo, `init`'s result for this caller alone, stored nowhere. With a
+    /// [shared tier](crate::SharedTier), as [`get_or_init`](Self::get_or_init); an error is
+    /// stored nowhere, and the lease is given back at once.
     ///
     /// # Errors
     ///
@@ -396,11 +194,135 @@ where
         if self.bypassing() {
             return init().await.map_err(Arc::new);
         }
-        self.shared
-            .memo
-            .get_or_try_init(key, init)
-            .await
-            .map(|e| e.into_value())
+        let Some(tier) = self.tier() else {
+            return self
+                .shared
+                .memo
+                .get_or_try_init(key, init)
+                .await
+                .map(|e| e.into_value());
+        };
+        let policy = Policy {
+            source: |e: E| e,
+            timed_out: None,
+        };
+        self.through_tier(tier, key, init, policy).await
+    }
+
+    /// As [`get_or_try_init`](Self::get_or_try_init), but a flight that waits for another
+    /// process's load longer than [`SharedTier::max_wait`](crate::SharedTier::max_wait) fails
+    /// with [`LoadError::WaitTimedOut`] instead of loading the value here: the policy for a
+    /// source that must not see a second load (it would rather the caller fail).
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Source`] with `init`'s error, or [`LoadError::WaitTimedOut`]; shared as one
+    /// `Arc` by the flight's callers. Neither is stored.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`AsyncMemo::get_or_try_init`]: cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use async_memo_redis::LoadError;
+    ///
+    /// # async fn f(reports: async_memo_redis::NearMemo<String, String>) {
+    /// match reports.get_or_try_init_bounded("q3".into(), || async { Ok::<_, std::io::Error>("…".to_string()) }).await {
+    ///     Ok(report) => println!("{report}"),
+    ///     Err(e) if matches!(*e, LoadError::WaitTimedOut { .. }) => println!("busy, try later"),
+    ///     Err(e) => println!("failed: {e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn get_or_try_init_bounded<F, Fut, E>(
+        &self,
+        key: K,
+        init: F,
+    ) -> Result<V, Arc<LoadError<E>>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        if self.bypassing() {
+            return init().await.map_err(|e| Arc::new(LoadError::Source(e)));
+        }
+        let Some(tier) = self.tier() else {
+            let init = || {
+                let load = init();
+                async move { load.await.map_err(LoadError::Source) }
+            };
+            return self
+                .shared
+                .memo
+                .get_or_try_init(key, init)
+                .await
+                .map(|e| e.into_value());
+        };
+        let policy = Policy {
+            source: LoadError::Source,
+            timed_out: Some(|waited| LoadError::WaitTimedOut { waited }),
+        };
+        self.through_tier(tier, key, init, policy).await
+    }
+
+    /// The shared tier, unless the link is down: then flights go straight to the source (and
+    /// the [`WhenDisconnected`] policy bounds what the memo keeps).
+    fn tier(&self) -> Option<Arc<Tier<V>>> {
+        let tier = self.shared.tier.as_ref()?;
+        match self.shared.counters.link() {
+            Some(Link::Disconnected | Link::Bypassing) => {
+                SharedCounters::bump(&tier.counters.unreachable);
+                None
+            }
+            None | Some(Link::Connected) => Some(Arc::clone(tier)),
+        }
+    }
+
+    /// A local flight whose future goes through the shared tier (`load.rs`). The flight knows
+    /// its own epoch, so that a store the tier refused detaches exactly this flight.
+    async fn through_tier<F, Fut, E, X>(
+        &self,
+        tier: Arc<Tier<V>>,
+        key: K,
+        init: F,
+        policy: Policy<E, X>,
+    ) -> Result<V, Arc<X>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + 'static,
+        X: Send + Sync + 'static,
+    {
+        let bytes = self.encode(&key);
+        let memo = self.shared.memo.downgrade();
+        let own = key.clone();
+        let flight = self.shared.memo.get_or_try_init_with_epoch(key, move |epoch| {
+            let detach = move || {
+                if let Some(memo) = memo.upgrade() {
+                    memo.invalidate(&own, epoch);
+                }
+            };
+            load::load(tier, bytes, init(), policy, detach)
+        });
+        flight.await.map(|e| e.into_value())
+    }
+
+    /// The shared tier's counters in this process, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(users: async_memo_redis::NearMemo<String, String>) {
+    /// if let Some(shared) = users.shared_stats() {
+    ///     println!("{} loads, {} from other processes", shared.source_loads, shared.shared_hits);
+    /// }
+    /// # }
+    /// ```
+    pub fn shared_stats(&self) -> Option<SharedStats> {
+        self.shared.tier.as_ref().map(|t| t.counters.snapshot())
     }
 
     fn bypassing(&self) -> bool {
@@ -439,7 +361,13 @@ where
     pub async fn invalidate(&self, key: &K) -> Result<LogId, T::Error> {
         let removed = self.shared.memo.remove(key);
         drop(removed);
-        self.publish(Invalidation::Key(self.encode(key))).await
+        let bytes = self.encode(key);
+        let published = self.publish(Invalidation::Key(bytes.clone())).await;
+        // The lease is gone (or the publish failed): either way, a waiter looks again.
+        if let Some(tier) = &self.shared.tier {
+            tier.waiters.wake(&bytes);
+        }
+        published
     }
 
     /// Invalidates every key on every process of the namespace: clears the memo here at once,
@@ -462,7 +390,11 @@ where
     /// ```
     pub async fn invalidate_all(&self) -> Result<LogId, T::Error> {
         self.shared.memo.invalidate_all();
-        self.publish(Invalidation::All).await
+        let published = self.publish(Invalidation::All).await;
+        if let Some(tier) = &self.shared.tier {
+            tier.waiters.wake_all();
+        }
+        published
     }
 
     async fn publish(&self, invalidation: Invalidation) -> Result<LogId, T::Error> {
@@ -536,15 +468,20 @@ where
         writes: &redis::Pipeline,
         key: &K,
     ) -> redis::RedisResult<(Vec<redis::Value>, LogId)> {
-        let record = self.outgoing(Invalidation::Key(self.encode(key)));
+        let bytes = self.encode(key);
+        let record = self.outgoing(Invalidation::Key(bytes.clone()));
         let result = self.log.publish_with(writes, &record).await;
         // After the commit, never before it: a load starting in between would read the old
         // value and keep it.
         let removed = self.shared.memo.remove(key);
         drop(removed);
+        if let Some(tier) = &self.shared.tier {
+            tier.waiters.wake(&bytes);
+        }
         if result.is_ok() {
             Counters::bump(&self.shared.counters.published);
         }
         result
     }
 }
+

@@ -15,6 +15,9 @@
 //! 6. For each record or reset: the memo call, then the listener, then the counters. A counter
 //!    that reached `n` (what tests and users wait on) implies that the memo and the listener
 //!    have seen the `n`-th event. `gaps` moves before `resets`; the link moves after both.
+//! 7. The shared tier's waiters of a key are woken after the memo call for every record that
+//!    may end their wait: a wake record (a store or release while they waited, from any
+//!    origin), an invalidation of the key (its lease was deleted), and every reset.
 
 use std::hash::{BuildHasher, Hash};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_memo::AsyncMemo;
 
 use crate::stats::Counters;
+use crate::tier::Tier;
 use crate::{
     Cursor, GapCause, Invalidation, KeyCodec, Link, LogId, Read, Record, Transport,
     WhenDisconnected,
@@ -92,6 +96,7 @@ pub(crate) struct Shared<K, V, C, S> {
     pub(crate) origin: u64,
     pub(crate) counters: Counters,
     pub(crate) listener: Option<Listener<K>>,
+    pub(crate) tier: Option<Arc<Tier<V>>>,
 }
 
 impl<K, V, C, S> Shared<K, V, C, S>
@@ -102,6 +107,13 @@ where
     S: BuildHasher + Clone,
 {
     fn apply(&self, record: Record) {
+        if let Invalidation::Wake(bytes) = &record.body.invalidation {
+            // Invariant 7; not an invalidation, whoever published it.
+            if let Some(tier) = &self.tier {
+                tier.waiters.wake(bytes);
+            }
+            return;
+        }
         if record.body.origin == self.origin {
             // Applied locally before it was published (invariant 1 holds: nothing to do).
             Counters::bump(&self.counters.own);
@@ -113,6 +125,9 @@ where
                 Some(key) => {
                     let removed = self.memo.remove(&key);
                     drop(removed);
+                    if let Some(tier) = &self.tier {
+                        tier.waiters.wake(&bytes);
+                    }
                     self.notify(&Applied::Key {
                         key: &key,
                         id: record.id,
@@ -121,7 +136,9 @@ where
                 }
                 None => self.reset(Reset::Undecodable, Some(record.id)),
             },
-            Invalidation::All => self.reset(Reset::Published, Some(record.id)),
+            Invalidation::All | Invalidation::Wake(_) => {
+                self.reset(Reset::Published, Some(record.id));
+            }
         }
         // Invariant 6: counters last.
         if let Some(lag) = lag {
@@ -140,6 +157,9 @@ where
 
     pub(crate) fn reset(&self, reason: Reset, id: Option<LogId>) {
         self.memo.invalidate_all();
+        if let Some(tier) = &self.tier {
+            tier.waiters.wake_all();
+        }
         self.notify(&Applied::All { reason, id });
         // Invariant 6: counters last.
         if let Reset::Gap(_) = reason {

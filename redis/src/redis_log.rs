@@ -1,6 +1,8 @@
 //! The Redis implementation of [`Transport`]: one stream per namespace.
 //!
-//! Publishing is one `XADD … MAXLEN ~ N`. Reading is one Lua script (`read.lua`) that returns
+//! Publishing is one Lua script (`lua/publish.lua`: the shared tier's keys of the invalidated
+//! key are deleted and the record appended with `XADD … MAXLEN ~ N`, atomically; see
+//! `scripts.rs`). Reading is one Lua script (`lua/read.lua`) that returns
 //! the records after the cursor together with the stream's own description (`entries-added`,
 //! `length`, `last-generated-id`, whether the cursor's record is present) and the server's
 //! `run_id`, all seen at one instant, so the gap check (`gap.rs`) never compares numbers from
@@ -8,22 +10,24 @@
 //! connection and reads again when it returns (a record arrived, or the block timed out —
 //! which bounds how long a stream deleted under a connected reader goes unnoticed).
 //!
-//! Connections are made lazily and dropped on any error; the next call reconnects. This is
-//! the whole reconnect story: the reader's cursor, not the connection, carries the state, and
-//! the first read on a new connection runs the gap check like every other.
+//! Connections are made lazily and dropped on any error; the next call reconnects
+//! (`conn.rs`). The reader's cursor, not the connection, carries the state, and the first read
+//! on a new connection runs the gap check like every other.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, RedisResult, Value};
+use redis::{Client, IntoConnectionInfo, RedisError, RedisResult, Value};
 
+use crate::conn::LazyConnection;
 use crate::gap::{self, Batch, StreamState};
+use crate::scripts::{Call, Namespace, SCRIPTS};
 use crate::{Cursor, Invalidation, LogId, Outgoing, Read, Record, Transport};
 
 const FIELD_KEY: &str = "k";
 const FIELD_ALL: &str = "all";
+const FIELD_WAKE: &str = "w";
 const FIELD_ORIGIN: &str = "o";
 const FIELD_TIME: &str = "t";
 
@@ -56,11 +60,10 @@ const FIELD_TIME: &str = "t";
 #[derive(Debug)]
 pub struct RedisLog {
     client: Client,
-    stream: String,
-    max_len: u64,
+    namespace: Namespace,
     block: Duration,
-    publisher: Mutex<Option<MultiplexedConnection>>,
-    reader: Mutex<Option<MultiplexedConnection>>,
+    publisher: LazyConnection,
+    reader: LazyConnection,
     script: redis::Script,
 }
 
@@ -97,14 +100,14 @@ impl RedisLog {
     /// # Ok::<(), redis::RedisError>(())
     /// ```
     pub fn from_client(client: Client, stream_key: String) -> RedisLog {
+        let block = Duration::from_secs(1);
         RedisLog {
             client,
-            stream: stream_key,
-            max_len: 100_000,
-            block: Duration::from_secs(1),
-            publisher: Mutex::new(None),
-            reader: Mutex::new(None),
-            script: redis::Script::new(include_str!("read.lua")),
+            namespace: Namespace::new(stream_key, 100_000),
+            block,
+            publisher: LazyConnection::new(None),
+            reader: LazyConnection::new(Some(read_timeout(block))),
+            script: redis::Script::new(include_str!("lua/read.lua")),
         }
     }
 
@@ -127,7 +130,7 @@ impl RedisLog {
             records > 0,
             "RedisLog::max_len(0) would trim every record at once"
         );
-        self.max_len = records;
+        self.namespace.set_max_len(records);
         self
     }
 
@@ -147,6 +150,7 @@ impl RedisLog {
     /// ```
     pub fn block(mut self, wait: Duration) -> RedisLog {
         self.block = wait.clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
+        self.reader = LazyConnection::new(Some(read_timeout(self.block)));
         self
     }
 
@@ -160,7 +164,7 @@ impl RedisLog {
     /// # Ok::<(), redis::RedisError>(())
     /// ```
     pub fn stream_key(&self) -> &str {
-        &self.stream
+        self.namespace.stream()
     }
 
     /// The client, for the source-of-truth writes of
@@ -206,10 +210,10 @@ impl RedisLog {
         record: &Outgoing,
     ) -> RedisResult<(Vec<Value>, LogId)> {
         let mut pipe = writes.clone();
-        pipe.atomic().add_command(self.xadd(record));
-        let connection = self.connection(&self.publisher, None).await?;
-        let replies: RedisResult<Vec<Value>> = pipe.query_async(&mut connection.clone()).await;
-        let mut replies = self.forget_on_error(&self.publisher, replies)?;
+        pipe.atomic().add_command(self.publish_call(record).eval_publish());
+        let mut connection = self.publisher.get(&self.client).await?;
+        let replies: RedisResult<Vec<Value>> = pipe.query_async(&mut connection).await;
+        let mut replies = self.publisher.forget_on_error(replies)?;
         let id = replies.pop().map(redis::from_redis_value::<String>);
         match id {
             Some(Ok(id)) => Ok((replies, parse_id(&id)?)),
@@ -218,59 +222,22 @@ impl RedisLog {
         }
     }
 
-    fn xadd(&self, record: &Outgoing) -> redis::Cmd {
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&self.stream)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(self.max_len)
-            .arg("*");
+    /// The publish script's call for `record`: deletes the shared tier's keys of the key it
+    /// invalidates (or bumps the generation, for all) and appends it, atomically.
+    fn publish_call(&self, record: &Outgoing) -> Call<'_> {
+        let mut call = self.namespace.call(record.origin, record.published_us);
         match &record.invalidation {
-            Invalidation::Key(bytes) => cmd.arg(FIELD_KEY).arg(bytes.as_slice()),
-            Invalidation::All => cmd.arg(FIELD_ALL).arg(1),
+            Invalidation::Key(bytes) => call.arg("k").arg(bytes.as_slice()),
+            Invalidation::All => call.arg("all"),
+            // Not an invalidation: published by the shared tier's scripts only. Published by
+            // hand, it is widened to what every reader can safely apply.
+            Invalidation::Wake(_) => call.arg("all"),
         };
-        cmd.arg(FIELD_ORIGIN)
-            .arg(record.origin)
-            .arg(FIELD_TIME)
-            .arg(record.published_us);
-        cmd
+        call
     }
 
-    /// A connection from `slot`, connecting if it holds none. The lock is held only to read or
-    /// write the slot, never across the connect.
-    async fn connection(
-        &self,
-        slot: &Mutex<Option<MultiplexedConnection>>,
-        response_timeout: Option<Duration>,
-    ) -> RedisResult<MultiplexedConnection> {
-        if let Some(connection) = lock(slot).clone() {
-            return Ok(connection);
-        }
-        let mut config =
-            AsyncConnectionConfig::new().set_connection_timeout(Some(Duration::from_secs(2)));
-        if let Some(timeout) = response_timeout {
-            config = config.set_response_timeout(Some(timeout));
-        }
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        // Two racing connects both work; the later one stays in the slot.
-        *lock(slot) = Some(connection.clone());
-        Ok(connection)
-    }
-
-    /// Drops the slot's connection on any error, so that the next call reconnects.
-    fn forget_on_error<T>(
-        &self,
-        slot: &Mutex<Option<MultiplexedConnection>>,
-        result: RedisResult<T>,
-    ) -> RedisResult<T> {
-        if result.is_err() {
-            let dropped = lock(slot).take();
-            drop(dropped);
-        }
-        result
+    pub(crate) fn namespace(&self) -> &Namespace {
+        &self.namespace
     }
 
     /// One run of the read script.
@@ -282,7 +249,7 @@ impl RedisLog {
     ) -> RedisResult<Snapshot> {
         let reply: Value = self
             .script
-            .key(&self.stream)
+            .key(self.namespace.stream())
             .arg(from.id().to_string())
             .arg(max)
             .invoke_async(connection)
@@ -291,8 +258,7 @@ impl RedisLog {
     }
 
     async fn read_once(&self, from: &Cursor, max: usize) -> RedisResult<Read> {
-        let timeout = self.block + Duration::from_secs(2);
-        let mut connection = self.connection(&self.reader, Some(timeout)).await?;
+        let mut connection = self.reader.get(&self.client).await?;
         let first = self.snapshot(&mut connection, from, max).await?;
         let snapshot = if first.is_empty_read() {
             // Park until a record arrives after the cursor (or the block times out), then look
@@ -305,7 +271,7 @@ impl RedisLog {
                 .arg(self.block.as_millis() as u64);
             xread
                 .arg("STREAMS")
-                .arg(&self.stream)
+                .arg(self.namespace.stream())
                 .arg(from.id().to_string());
             let _: Value = xread.query_async(&mut connection).await?;
             self.snapshot(&mut connection, from, max).await?
@@ -320,22 +286,26 @@ impl Transport for RedisLog {
     type Error = RedisError;
 
     async fn publish(&self, record: &Outgoing) -> RedisResult<LogId> {
-        let connection = self.connection(&self.publisher, None).await?;
-        let id: RedisResult<String> = self.xadd(record).query_async(&mut connection.clone()).await;
-        parse_id(&self.forget_on_error(&self.publisher, id)?)
+        let mut connection = self.publisher.get(&self.client).await?;
+        let id: RedisResult<String> = self
+            .publish_call(record)
+            .invocation(&SCRIPTS.publish)
+            .invoke_async(&mut connection)
+            .await;
+        parse_id(&self.publisher.forget_on_error(id)?)
     }
 
     async fn tail(&self) -> RedisResult<Cursor> {
-        let mut connection = self.connection(&self.publisher, None).await?;
+        let mut connection = self.publisher.get(&self.client).await?;
         let snapshot = self
             .snapshot(&mut connection, &Cursor::new(LogId::ZERO, 0, 0), 0)
             .await;
-        Ok(self.forget_on_error(&self.publisher, snapshot)?.end())
+        Ok(self.publisher.forget_on_error(snapshot)?.end())
     }
 
     async fn read(&self, from: &Cursor, max: usize) -> RedisResult<Read> {
         let read = self.read_once(from, max.max(1)).await;
-        self.forget_on_error(&self.reader, read)
+        self.reader.forget_on_error(read)
     }
 }
 
@@ -438,6 +408,7 @@ impl Snapshot {
 fn parse_record(entry: Value) -> RedisResult<Record> {
     let (id, fields): (String, Vec<Vec<u8>>) = redis::from_redis_value(entry)?;
     let mut key = None;
+    let mut wake = None;
     let mut all = false;
     let mut origin = 0;
     let mut published_us = 0;
@@ -447,13 +418,15 @@ fn parse_record(entry: Value) -> RedisResult<Record> {
         match name.as_slice() {
             n if n == FIELD_KEY.as_bytes() => key = Some(value.clone()),
             n if n == FIELD_ALL.as_bytes() => all = true,
+            n if n == FIELD_WAKE.as_bytes() => wake = Some(value.clone()),
             n if n == FIELD_ORIGIN.as_bytes() => origin = text().unwrap_or(0),
             n if n == FIELD_TIME.as_bytes() => published_us = text().unwrap_or(0),
             _ => {}
         }
     }
-    let invalidation = match key {
-        Some(bytes) if !all => Invalidation::Key(bytes),
+    let invalidation = match (key, wake) {
+        (Some(bytes), None) if !all => Invalidation::Key(bytes),
+        (None, Some(bytes)) if !all => Invalidation::Wake(bytes),
         _ => Invalidation::All,
     };
     Ok(Record {
@@ -475,6 +448,7 @@ fn protocol(what: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::Parse, what))
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+/// The reader connection's response timeout: a blocked read plus 2 s.
+fn read_timeout(block: Duration) -> Duration {
+    block + Duration::from_secs(2)
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use crate::{Cursor, LogId};
 
-/// What one record of the log invalidates.
+/// What one record of the log invalidates (or, for [`Wake`](Invalidation::Wake), announces).
 ///
 /// # Examples
 ///
@@ -22,6 +22,12 @@ pub enum Invalidation {
     Key(Vec<u8>),
     /// Every key of the namespace.
     All,
+    /// Invalidates nothing: the [shared tier](crate::SharedTier) stored a value for this key
+    /// (as its codec encoded it) or released its lease while another process was waiting.
+    /// The readers wake their processes' waiters for the key, which look again. Only the
+    /// shared tier's scripts append it; handed to [`Transport::publish`], it is published as
+    /// [`All`](Invalidation::All).
+    Wake(Vec<u8>),
 }
 
 /// A record as a publisher hands it to [`Transport::publish`].
