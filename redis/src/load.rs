@@ -8,8 +8,9 @@
 //!    out); then nothing is stored in Redis.
 //! 2. A value goes into Redis only through the store script, which compares the lease's token
 //!    and generation: a revoked lease stores nothing.
-//! 3. A store that was refused detaches the flight (compare-and-delete on its own epoch), so
-//!    the value goes to the flight's callers only and is never committed locally.
+//! 3. A store that was refused, or whose outcome is unknown, detaches the flight
+//!    (compare-and-delete on its own epoch), so the value goes to the flight's callers only
+//!    and is never committed locally: when in doubt, the next miss loads again.
 //! 4. A lease this flight holds is given back on every path that does not store: an error,
 //!    a value that cannot be shared, a cancelled flight, a panic (`LeaseGuard`).
 //! 5. A waiter registers before each fetch (waiters.rs, invariant 1) and never sleeps past the
@@ -216,10 +217,11 @@ where
             detach();
         }
         Err(_) => {
-            // Unknown outcome: stored, or not. The guard gives the lease back in the
-            // background (it expires by itself otherwise). The local commit is as safe as any
-            // local load's: an invalidation applied later removes it.
+            // Unknown outcome: stored, or not, and perhaps after an invalidation this process
+            // has not read yet. Invariant 3; the guard gives the lease back in the background
+            // (it expires by itself otherwise).
             SharedCounters::bump(&tier.counters.unreachable);
+            detach();
         }
     }
     Ok(value)

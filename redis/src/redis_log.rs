@@ -444,7 +444,7 @@ fn parse_id(text: &str) -> RedisResult<LogId> {
         .map_err(|_| protocol("the server returned a malformed stream id"))
 }
 
-fn protocol(what: &'static str) -> RedisError {
+pub(crate) fn protocol(what: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::Parse, what))
 }
 

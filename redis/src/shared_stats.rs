@@ -42,8 +42,9 @@ pub struct SharedStats {
     /// ([`SharedTier::max_value_bytes`](crate::SharedTier::max_value_bytes)) or not
     /// encodable.
     pub not_shared: u64,
-    /// Flights that went straight to the source because Redis could not be reached (no lease,
-    /// nothing stored).
+    /// Flights that could not reach Redis: they went straight to the source (no lease,
+    /// nothing stored), or, holding the lease, could not tell whether their store happened
+    /// (then the value went to their callers only, committed nowhere).
     pub unreachable: u64,
     /// How long the flights that waited waited, until the value arrived, they took the lease
     /// over, or they timed out.

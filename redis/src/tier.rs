@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use redis::{Client, RedisError, RedisResult, Value};
+use redis::{Client, RedisResult, Value};
 
 use crate::ValueCodec;
+use crate::redis_log::protocol;
 use crate::conn::LazyConnection;
-use crate::scripts::{Namespace, SCRIPTS, millis};
+use crate::scripts::{Call, Namespace, SCRIPTS, millis};
 use crate::shared_stats::SharedCounters;
 use crate::waiters::Waiters;
 
@@ -218,10 +219,23 @@ impl<V> Tier<V> {
         format!("{:016x}{:016x}", self.origin, self.tokens.fetch_add(1, Relaxed))
     }
 
-    async fn run(&self, call: crate::scripts::Call<'_>, script: &redis::Script) -> RedisResult<Value> {
-        let mut connection = self.connection.get(&self.client).await?;
-        let reply = call.invocation(script).invoke_async(&mut connection).await;
-        self.connection.forget_on_error(reply)
+    /// Runs a script; once more on a new connection if the old one had broken (a restarted
+    /// server, say) before it was sent. Each script is a compare-and-set, so a second run of
+    /// one that had run is refused, never applied twice: a repeated store finds its lease
+    /// gone and answers "revoked".
+    async fn run(&self, call: &Call<'_>, script: &redis::Script) -> RedisResult<Value> {
+        let invocation = call.invocation(script);
+        let mut attempt = 0;
+        loop {
+            let mut connection = self.connection.get(&self.client).await?;
+            let reply = invocation.invoke_async(&mut connection).await;
+            match self.connection.forget_on_error(reply) {
+                Err(e) if attempt == 0 && (e.is_connection_dropped() || e.is_io_error()) => {
+                    attempt += 1;
+                }
+                reply => return reply,
+            }
+        }
     }
 
     /// The fetch script: the shared value, a lease, or word that another process holds it.
@@ -231,7 +245,7 @@ impl<V> Tier<V> {
         call.arg(key)
             .arg(token.as_str())
             .arg(millis(self.settings.lease_ttl));
-        let reply: Vec<Value> = redis::from_redis_value(self.run(call, &SCRIPTS.fetch).await?)?;
+        let reply: Vec<Value> = redis::from_redis_value(self.run(&call, &SCRIPTS.fetch).await?)?;
         let mut parts = reply.into_iter();
         let kind: String = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
         let generation: String = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
@@ -261,7 +275,7 @@ impl<V> Tier<V> {
             .arg(lease.generation.as_str())
             .arg(millis(self.settings.value_ttl))
             .arg(bytes);
-        let answer: String = redis::from_redis_value(self.run(call, &SCRIPTS.store).await?)?;
+        let answer: String = redis::from_redis_value(self.run(&call, &SCRIPTS.store).await?)?;
         match answer.as_str() {
             "stored" => Ok(true),
             "revoked" => Ok(false),
@@ -275,10 +289,7 @@ impl<V> Tier<V> {
         call.arg(key)
             .arg(lease.token.as_str())
             .arg(lease.generation.as_str());
-        self.run(call, &SCRIPTS.release).await.map(drop)
+        self.run(&call, &SCRIPTS.release).await.map(drop)
     }
 }
 
-fn protocol(what: &'static str) -> RedisError {
-    RedisError::from((redis::ErrorKind::Parse, what))
-}

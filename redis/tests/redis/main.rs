@@ -12,6 +12,7 @@ mod processes;
 mod propagation;
 mod race;
 mod send_sync;
+mod shared;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
