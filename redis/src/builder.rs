@@ -9,10 +9,10 @@ use std::sync::Arc;
 use async_memo::AsyncMemo;
 
 use crate::near::ReaderTask;
-use crate::scripts::Namespace;
-use crate::tier::Tier;
 use crate::reader::{self, Listener, ReaderConfig, Shared, now_us};
+use crate::scripts::Namespace;
 use crate::stats::Counters;
+use crate::tier::Tier;
 use crate::{
     Applied, KeyCodec, NearMemo, Plain, RedisLog, SharedTier, Transport, WhenDisconnected,
 };

@@ -299,14 +299,17 @@ where
         let bytes = self.encode(&key);
         let memo = self.shared.memo.downgrade();
         let own = key.clone();
-        let flight = self.shared.memo.get_or_try_init_with_epoch(key, move |epoch| {
-            let detach = move || {
-                if let Some(memo) = memo.upgrade() {
-                    memo.invalidate(&own, epoch);
-                }
-            };
-            load::load(tier, bytes, init(), policy, detach)
-        });
+        let flight = self
+            .shared
+            .memo
+            .get_or_try_init_with_epoch(key, move |epoch| {
+                let detach = move || {
+                    if let Some(memo) = memo.upgrade() {
+                        memo.invalidate(&own, epoch);
+                    }
+                };
+                load::load(tier, bytes, init(), policy, detach)
+            });
         flight.await.map(|e| e.into_value())
     }
 
@@ -484,4 +487,3 @@ where
         result
     }
 }
-

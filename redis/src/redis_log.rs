@@ -210,7 +210,8 @@ impl RedisLog {
         record: &Outgoing,
     ) -> RedisResult<(Vec<Value>, LogId)> {
         let mut pipe = writes.clone();
-        pipe.atomic().add_command(self.publish_call(record).eval_publish());
+        pipe.atomic()
+            .add_command(self.publish_call(record).eval_publish());
         let mut connection = self.publisher.get(&self.client).await?;
         let replies: RedisResult<Vec<Value>> = pipe.query_async(&mut connection).await;
         let mut replies = self.publisher.forget_on_error(replies)?;

@@ -268,8 +268,15 @@ mod tests {
             let i = bucket(us);
             assert!(i < BUCKETS);
             if i < BUCKETS - 1 {
-                assert!(upper(i) >= us, "{us} in bucket {i} whose upper bound is {}", upper(i));
-                assert!(i == 0 || upper(i - 1) < us, "{us} belongs to a lower bucket than {i}");
+                assert!(
+                    upper(i) >= us,
+                    "{us} in bucket {i} whose upper bound is {}",
+                    upper(i)
+                );
+                assert!(
+                    i == 0 || upper(i - 1) < us,
+                    "{us} belongs to a lower bucket than {i}"
+                );
             }
         }
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::{Client, RedisResult, Value};
 
 use crate::ValueCodec;
-use crate::redis_log::protocol;
 use crate::conn::LazyConnection;
+use crate::redis_log::protocol;
 use crate::scripts::{Call, Namespace, SCRIPTS, millis};
 use crate::shared_stats::SharedCounters;
 use crate::waiters::Waiters;
@@ -150,7 +150,8 @@ impl<V> SharedTier<V> {
     }
 
     pub(crate) fn wait_bound(&self) -> Duration {
-        self.max_wait.unwrap_or_else(|| self.lease_ttl.saturating_mul(2))
+        self.max_wait
+            .unwrap_or_else(|| self.lease_ttl.saturating_mul(2))
     }
 }
 
@@ -216,7 +217,11 @@ impl<V> Tier<V> {
 
     /// A token no other lease of this namespace has: this process's origin and a counter.
     fn token(&self) -> String {
-        format!("{:016x}{:016x}", self.origin, self.tokens.fetch_add(1, Relaxed))
+        format!(
+            "{:016x}{:016x}",
+            self.origin,
+            self.tokens.fetch_add(1, Relaxed)
+        )
     }
 
     /// Runs a script; once more on a new connection if the old one had broken (a restarted
@@ -292,4 +297,3 @@ impl<V> Tier<V> {
         self.run(&call, &SCRIPTS.release).await.map(drop)
     }
 }
-

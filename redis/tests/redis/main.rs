@@ -13,6 +13,7 @@ mod propagation;
 mod race;
 mod send_sync;
 mod shared;
+mod shared_processes;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_memo::AsyncMemo;
-use async_memo_redis::{NearMemo, RedisLog};
+use async_memo_redis::{NearMemo, Plain, RedisLog, SharedTier};
 use redis::AsyncCommands;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout, Command};
@@ -19,18 +19,36 @@ use tokio::sync::oneshot;
 use crate::support::RedisServer;
 
 const CHILD: &str = "ASYNC_MEMO_REDIS_CHILD";
+/// Set for a child whose near memo has the shared tier (leases of `SHARED_LEASE`), on the
+/// namespace `SHARED_NAMESPACE`.
+const CHILD_SHARED: &str = "ASYNC_MEMO_REDIS_CHILD_SHARED";
+pub(crate) const SHARED_NAMESPACE: &str = "shared-processes";
+pub(crate) const SHARED_LEASE: Duration = Duration::from_secs(1);
 
 /// A child process and its command pipe.
-struct Child {
+pub(crate) struct Child {
     name: &'static str,
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
 }
 
 impl Child {
     fn spawn(server: &RedisServer, name: &'static str) -> Child {
-        let mut process = Command::new(std::env::current_exe().unwrap())
+        Child::start(server, name, false)
+    }
+
+    /// A child whose near memo shares values (the shared tier).
+    pub(crate) fn spawn_shared(server: &RedisServer, name: &'static str) -> Child {
+        Child::start(server, name, true)
+    }
+
+    fn start(server: &RedisServer, name: &'static str, shared: bool) -> Child {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        if shared {
+            command.env(CHILD_SHARED, "1");
+        }
+        let mut process = command
             .args([
                 "--exact",
                 "processes::child_process",
@@ -48,13 +66,18 @@ impl Child {
         let stdout = BufReader::new(process.stdout.take().unwrap()).lines();
         Child {
             name,
-            _process: process,
+            process,
             stdin,
             stdout,
         }
     }
 
-    async fn send(&mut self, command: &str) {
+    /// SIGKILL: no destructor runs, no lease is given back.
+    pub(crate) async fn kill(&mut self) {
+        self.process.kill().await.expect("kill the child");
+    }
+
+    pub(crate) async fn send(&mut self, command: &str) {
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
@@ -64,7 +87,7 @@ impl Child {
 
     /// The next protocol line (the harness's own lines are skipped). The timeout is a
     /// failure guard only.
-    async fn next(&mut self) -> String {
+    pub(crate) async fn next(&mut self) -> String {
         loop {
             let line = tokio::time::timeout(Duration::from_secs(30), self.stdout.next_line())
                 .await
@@ -78,7 +101,7 @@ impl Child {
         }
     }
 
-    async fn ask(&mut self, command: &str) -> String {
+    pub(crate) async fn ask(&mut self, command: &str) -> String {
         self.send(command).await;
         self.next().await
     }
@@ -172,11 +195,17 @@ async fn child_process() {
         return;
     };
     let client = redis::Client::open(url.as_str()).unwrap();
-    let log = RedisLog::open(url.as_str(), "processes").unwrap();
-    let near: NearMemo<String, u64> = NearMemo::builder(log)
-        .start(AsyncMemo::new())
-        .await
-        .unwrap();
+    let shared = std::env::var_os(CHILD_SHARED).is_some();
+    let namespace = if shared {
+        SHARED_NAMESPACE
+    } else {
+        "processes"
+    };
+    let mut builder = NearMemo::builder(RedisLog::open(url.as_str(), namespace).unwrap());
+    if shared {
+        builder = builder.shared(SharedTier::new(Plain).lease_ttl(SHARED_LEASE));
+    }
+    let near: NearMemo<String, u64> = builder.start(AsyncMemo::new()).await.unwrap();
     let gates: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
     let source = |key: &str| {
         let client = client.clone();
@@ -223,6 +252,34 @@ async fn child_process() {
             "get" => {
                 let value = near.get_or_init(key.clone(), || source(&key)).await;
                 say(&format!("value {key} {value}"));
+            }
+            "counted" => {
+                // Counts each source load in Redis (`loads:KEY`), and takes a while.
+                let (near, client, load) = (near.clone(), client.clone(), source(&key));
+                tokio::spawn(async move {
+                    let k = key.clone();
+                    let value = near
+                        .get_or_init(key.clone(), move || async move {
+                            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+                            let _: u64 = c.incr(format!("loads:{k}"), 1).await.unwrap();
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            load.await
+                        })
+                        .await;
+                    say(&format!("value {key} {value}"));
+                });
+            }
+            "hold" => {
+                // Takes the lease and never finishes: the parent kills this process.
+                let near = near.clone();
+                tokio::spawn(async move {
+                    let k = key.clone();
+                    near.get_or_init(key, move || async move {
+                        say(&format!("holding {k}"));
+                        std::future::pending::<u64>().await
+                    })
+                    .await;
+                });
             }
             "write" => {
                 let mut writes = redis::pipe();

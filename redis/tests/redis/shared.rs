@@ -45,7 +45,10 @@ impl Loads {
     /// A loader that returns `value` at once. It counts a load when its future runs: `init`
     /// itself is called whenever a local flight starts, the future only when this process
     /// loads.
-    fn ready(&self, value: u64) -> impl FnOnce() -> Pin<Box<dyn Future<Output = u64> + Send>> + Send + 'static {
+    fn ready(
+        &self,
+        value: u64,
+    ) -> impl FnOnce() -> Pin<Box<dyn Future<Output = u64> + Send>> + Send + 'static {
         let loads = self.clone();
         move || {
             Box::pin(async move {
@@ -110,12 +113,23 @@ async fn a_value_one_process_loaded_is_a_hit_in_another() {
     let (a, b) = (shared(&server, "hit").await, shared(&server, "hit").await);
     let loads = Loads::default();
     assert_eq!(join(reading(&a, "k", &loads, 7)).await, 7);
-    assert_eq!(join(reading(&b, "k", &loads, 99)).await, 7, "B got A's value");
+    assert_eq!(
+        join(reading(&b, "k", &loads, 99)).await,
+        7,
+        "B got A's value"
+    );
     assert_eq!(loads.count(), 1, "one source load for both processes");
     let (sa, sb) = (a.shared_stats().unwrap(), b.shared_stats().unwrap());
     assert_eq!((sa.leases_granted, sa.stored, sa.source_loads), (1, 1, 1));
-    assert_eq!((sb.shared_hits, sb.source_loads, sb.leases_granted), (1, 0, 0));
-    assert_eq!(b.memo().get("k").map(|e| *e.value()), Some(7), "committed locally");
+    assert_eq!(
+        (sb.shared_hits, sb.source_loads, sb.leases_granted),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        b.memo().get("k").map(|e| *e.value()),
+        Some(7),
+        "committed locally"
+    );
 }
 
 #[tokio::test]
@@ -129,11 +143,22 @@ async fn aiocache_95_a_late_set_after_an_invalidation_is_refused() {
     gate.started.await.unwrap();
     writer.invalidate(&"k".to_string()).await.unwrap();
     gate.release.send(Ok(1)).unwrap();
-    assert_eq!(join(load).await.unwrap(), 1, "A's callers still get A's value");
+    assert_eq!(
+        join(load).await.unwrap(),
+        1,
+        "A's callers still get A's value"
+    );
     assert_eq!(a.shared_stats().unwrap().refused_sets, 1);
-    assert!(a.memo().get("k").is_none(), "not committed in A's memo either");
+    assert!(
+        a.memo().get("k").is_none(),
+        "not committed in A's memo either"
+    );
     let fresh = shared(&server, "late").await;
-    assert_eq!(join(reading(&fresh, "k", &loads, 2)).await, 2, "nothing stored in Redis");
+    assert_eq!(
+        join(reading(&fresh, "k", &loads, 2)).await,
+        2,
+        "nothing stored in Redis"
+    );
     assert_eq!(fresh.shared_stats().unwrap().shared_hits, 0);
 }
 
@@ -168,13 +193,25 @@ async fn jetcache_580_an_invalidation_during_a_wait_loads_the_new_value() {
     let waiter = reading(&b, "k", &loads, 2);
     until_waiting(&b, 1).await;
     writer.invalidate(&"k".to_string()).await.unwrap();
-    assert_eq!(join(waiter).await, 2, "B took the revoked lease over and loaded anew");
+    assert_eq!(
+        join(waiter).await,
+        2,
+        "B took the revoked lease over and loaded anew"
+    );
     assert_eq!(b.shared_stats().unwrap().takeovers, 1);
     gate.release.send(Ok(1)).unwrap();
     assert_eq!(join(holder).await.unwrap(), 1);
-    assert_eq!(a.shared_stats().unwrap().refused_sets, 1, "A's old value was refused");
+    assert_eq!(
+        a.shared_stats().unwrap().refused_sets,
+        1,
+        "A's old value was refused"
+    );
     let c = shared(&server, "revoke").await;
-    assert_eq!(join(reading(&c, "k", &loads, 3)).await, 2, "Redis holds B's value");
+    assert_eq!(
+        join(reading(&c, "k", &loads, 3)).await,
+        2,
+        "Redis holds B's value"
+    );
 }
 
 #[tokio::test]
@@ -186,7 +223,9 @@ async fn a_failed_load_gives_the_lease_back_and_a_waiter_takes_it_over() {
     gate.started.await.unwrap();
     let waiter = reading(&b, "k", &loads, 4);
     until_waiting(&b, 1).await;
-    gate.release.send(Err("the database is down".into())).unwrap();
+    gate.release
+        .send(Err("the database is down".into()))
+        .unwrap();
     assert_eq!(*join(holder).await.unwrap_err(), "the database is down");
     assert_eq!(join(waiter).await, 4);
     assert_eq!(b.shared_stats().unwrap().takeovers, 1);
@@ -196,14 +235,21 @@ async fn a_failed_load_gives_the_lease_back_and_a_waiter_takes_it_over() {
 #[tokio::test]
 async fn a_cancelled_holder_gives_the_lease_back() {
     let server = server_or_skip!();
-    let (a, b) = (shared(&server, "cancel").await, shared(&server, "cancel").await);
+    let (a, b) = (
+        shared(&server, "cancel").await,
+        shared(&server, "cancel").await,
+    );
     let loads = Loads::default();
     let (gate, holder) = gated(&a, "k", &loads);
     gate.started.await.unwrap();
     let waiter = reading(&b, "k", &loads, 8);
     until_waiting(&b, 1).await;
     holder.abort();
-    assert_eq!(join(waiter).await, 8, "B took over without waiting out the lease");
+    assert_eq!(
+        join(waiter).await,
+        8,
+        "B took over without waiting out the lease"
+    );
     assert_eq!(b.shared_stats().unwrap().takeovers, 1);
 }
 
@@ -220,8 +266,16 @@ async fn invalidate_all_revokes_every_lease_and_hides_every_value() {
     assert_eq!(join(holder).await.unwrap(), 1);
     assert_eq!(a.shared_stats().unwrap().refused_sets, 1);
     let c = shared(&server, "all").await;
-    assert_eq!(join(reading(&c, "stored", &loads, 2)).await, 2, "the old value is hidden");
-    assert_eq!(join(reading(&c, "loading", &loads, 2)).await, 2, "the late one was refused");
+    assert_eq!(
+        join(reading(&c, "stored", &loads, 2)).await,
+        2,
+        "the old value is hidden"
+    );
+    assert_eq!(
+        join(reading(&c, "loading", &loads, 2)).await,
+        2,
+        "the late one was refused"
+    );
     assert_eq!(c.shared_stats().unwrap().shared_hits, 0);
 }
 
@@ -232,7 +286,10 @@ async fn a_restart_that_lost_an_invalidation_refuses_the_lease_it_resurrected() 
     // without the invalidation. A's store reaches the new server: without the generation
     // bump of a new incarnation it would find its token and store the stale value.
     let server = server_or_skip!();
-    let (a, writer) = (shared(&server, "restart").await, shared(&server, "restart").await);
+    let (a, writer) = (
+        shared(&server, "restart").await,
+        shared(&server, "restart").await,
+    );
     let loads = Loads::default();
     let (gate, holder) = gated(&a, "k", &loads);
     gate.started.await.unwrap();
@@ -242,11 +299,23 @@ async fn a_restart_that_lost_an_invalidation_refuses_the_lease_it_resurrected() 
     let mut server = server;
     server.restart();
     gate.release.send(Ok(1)).unwrap();
-    assert_eq!(join(holder).await.unwrap(), 1, "A's callers get their value");
-    assert_eq!(a.shared_stats().unwrap().refused_sets, 1, "the store reached the new server");
+    assert_eq!(
+        join(holder).await.unwrap(),
+        1,
+        "A's callers get their value"
+    );
+    assert_eq!(
+        a.shared_stats().unwrap().refused_sets,
+        1,
+        "the store reached the new server"
+    );
     assert!(a.memo().get("k").is_none());
     let fresh = shared(&server, "restart").await;
-    assert_eq!(join(reading(&fresh, "k", &loads, 2)).await, 2, "nothing stale in Redis");
+    assert_eq!(
+        join(reading(&fresh, "k", &loads, 2)).await,
+        2,
+        "nothing stale in Redis"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +329,10 @@ async fn a_restart_mid_load_stores_nothing() {
     server.restart();
     gate.release.send(Ok(1)).unwrap();
     assert_eq!(join(holder).await.unwrap(), 1);
-    assert!(a.memo().get("k").is_none(), "the lease was lost with the server");
+    assert!(
+        a.memo().get("k").is_none(),
+        "the lease was lost with the server"
+    );
     let fresh = shared(&server, "restart-empty").await;
     assert_eq!(join(reading(&fresh, "k", &loads, 2)).await, 2);
 }
@@ -283,26 +355,33 @@ async fn many_callers_in_many_processes_load_once() {
     }
     for (i, memo) in memos.iter().enumerate().skip(1) {
         until_waiting(memo, 1).await;
-        assert_eq!(memo.shared_stats().unwrap().waits, 1, "process {i}: one flight waits");
+        assert_eq!(
+            memo.shared_stats().unwrap().waits,
+            1,
+            "process {i}: one flight waits"
+        );
     }
     gate.release.send(Ok(3)).unwrap();
     assert_eq!(join(holder).await.unwrap(), 3);
     for reader in readers {
         assert_eq!(join(reader).await, 3);
     }
-    assert_eq!(loads.count(), 1, "one source load for 41 callers in 4 processes");
+    assert_eq!(
+        loads.count(),
+        1,
+        "one source load for 41 callers in 4 processes"
+    );
 }
 
 #[tokio::test]
 async fn a_value_that_does_not_decode_is_a_miss() {
     let server = server_or_skip!();
-    let words: NearMemo<String, String> = NearMemo::builder(
-        async_memo_redis::RedisLog::open(server.url(), "decode").unwrap(),
-    )
-    .shared(SharedTier::new(Plain))
-    .start(AsyncMemo::new())
-    .await
-    .unwrap();
+    let words: NearMemo<String, String> =
+        NearMemo::builder(async_memo_redis::RedisLog::open(server.url(), "decode").unwrap())
+            .shared(SharedTier::new(Plain))
+            .start(AsyncMemo::new())
+            .await
+            .unwrap();
     let word = words
         .get_or_init("k".into(), || async { "seven".to_string() })
         .await;
@@ -325,7 +404,11 @@ async fn a_value_over_the_size_limit_is_not_shared() {
     let loads = Loads::default();
     assert_eq!(join(reading(&a, "k", &loads, 12345)).await, 12345);
     assert_eq!(a.shared_stats().unwrap().not_shared, 1);
-    assert_eq!(a.memo().get("k").map(|e| *e.value()), Some(12345), "kept locally");
+    assert_eq!(
+        a.memo().get("k").map(|e| *e.value()),
+        Some(12345),
+        "kept locally"
+    );
     assert_eq!(join(reading(&b, "k", &loads, 12345)).await, 12345);
     assert_eq!(loads.count(), 2, "B loaded it too: nothing was shared");
 }
@@ -339,7 +422,10 @@ async fn without_redis_a_load_goes_to_the_source_and_stores_nothing() {
     let loads = Loads::default();
     assert_eq!(join(reading(&a, "k", &loads, 6)).await, 6);
     let stats = a.shared_stats().unwrap();
-    assert_eq!((stats.unreachable, stats.leases_granted, stats.stored), (1, 0, 0));
+    assert_eq!(
+        (stats.unreachable, stats.leases_granted, stats.stored),
+        (1, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -359,10 +445,20 @@ async fn at_max_wait_a_bounded_call_fails_and_get_or_init_loads_itself() {
         .get_or_try_init_bounded("k".into(), || async { Ok::<u64, String>(9) })
         .await
         .unwrap_err();
-    assert!(matches!(*failed, LoadError::WaitTimedOut { .. }), "{failed}");
-    assert_eq!(join(reading(&b, "k", &loads, 9)).await, 9, "the default policy loads");
+    assert!(
+        matches!(*failed, LoadError::WaitTimedOut { .. }),
+        "{failed}"
+    );
+    assert_eq!(
+        join(reading(&b, "k", &loads, 9)).await,
+        9,
+        "the default policy loads"
+    );
     let stats = b.shared_stats().unwrap();
-    assert_eq!((stats.wait_timeouts, stats.source_loads, stats.stored), (2, 1, 0));
+    assert_eq!(
+        (stats.wait_timeouts, stats.source_loads, stats.stored),
+        (2, 1, 0)
+    );
     gate.release.send(Ok(1)).unwrap();
     assert_eq!(join(holder).await.unwrap(), 1);
 }
