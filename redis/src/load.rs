@@ -105,7 +105,7 @@ where
             counters.waited(started.elapsed());
         }
         match fetched {
-            Err(_) => {
+            Err(_) | Ok(Fetched::Nothing) => {
                 SharedCounters::bump(&counters.unreachable);
                 return from_source(counters, init, policy.source).await;
             }

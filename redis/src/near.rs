@@ -313,6 +313,37 @@ where
         flight.await.map(|e| e.into_value())
     }
 
+    /// The value the [shared tier](crate::SharedTier) holds for `key` now, if any: a look
+    /// that takes no lease and changes nothing (for checks and dashboards; reads go through
+    /// [`get_or_init`](Self::get_or_init)). `Ok(None)` without a shared tier, or when the
+    /// stored bytes do not decode.
+    ///
+    /// # Errors
+    ///
+    /// Redis could not be asked.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (a first call after a server restart also starts the
+    /// namespace's new generation, which any call would).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f(prices: async_memo_redis::NearMemo<String, u64>) -> redis::RedisResult<()> {
+    /// if let Some(price) = prices.peek_shared(&"AAPL".to_string()).await? {
+    ///     println!("the fleet's price: {price}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn peek_shared(&self, key: &K) -> redis::RedisResult<Option<V>> {
+        let Some(tier) = &self.shared.tier else {
+            return Ok(None);
+        };
+        let bytes = tier.peek(&self.encode(key)).await?;
+        Ok(bytes.and_then(|b| tier.settings.codec.decode(&b)))
+    }
+
     /// The shared tier's counters in this process, if it has one.
     ///
     /// # Examples

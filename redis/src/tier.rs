@@ -171,6 +171,8 @@ pub(crate) enum Fetched {
     Lease(Lease),
     /// Another process holds it, for `ttl` more.
     Held { ttl: Duration },
+    /// No value, and no lease was asked for (a peek).
+    Nothing,
 }
 
 /// The shared tier of one running `NearMemo`.
@@ -245,7 +247,18 @@ impl<V> Tier<V> {
 
     /// The fetch script: the shared value, a lease, or word that another process holds it.
     pub(crate) async fn fetch(&self, key: &[u8]) -> RedisResult<Fetched> {
-        let token = self.token();
+        self.fetch_with(key, self.token()).await
+    }
+
+    /// The key's shared value, if any, taking no lease.
+    pub(crate) async fn peek(&self, key: &[u8]) -> RedisResult<Option<Vec<u8>>> {
+        match self.fetch_with(key, String::new()).await? {
+            Fetched::Value(bytes) => Ok(Some(bytes)),
+            Fetched::Lease(_) | Fetched::Held { .. } | Fetched::Nothing => Ok(None),
+        }
+    }
+
+    async fn fetch_with(&self, key: &[u8], token: String) -> RedisResult<Fetched> {
         let mut call = self.namespace.call(self.origin, crate::reader::now_us());
         call.arg(key)
             .arg(token.as_str())
@@ -261,6 +274,7 @@ impl<V> Tier<V> {
                 Ok(Fetched::Value(bytes))
             }
             "lease" => Ok(Fetched::Lease(Lease { token, generation })),
+            "none" => Ok(Fetched::Nothing),
             "held" => {
                 let ms: i64 = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
                 Ok(Fetched::Held {

@@ -1,5 +1,6 @@
--- A local miss asks the shared tier. ARGV[4]: the key; ARGV[5]: a fresh lease token; ARGV[6]:
--- the lease's time to live in ms. Returns {'value', g, token, bytes}: the shared value and the
+-- A local miss asks the shared tier. ARGV[4]: the key; ARGV[5]: a fresh lease token, or '' to
+-- only look (no lease: answers {'none', g} when there is no value); ARGV[6]: the lease's time
+-- to live in ms. Returns {'value', g, token, bytes}: the shared value and the
 -- token it was stored under; {'lease', g}: the caller now holds the key's lease (token
 -- ARGV[5]) and must load; {'held', g, pttl}: another process holds it for pttl more ms (the
 -- lease is marked, so that its holder announces the store or release in the log).
@@ -7,6 +8,9 @@ local g = generation()
 local found = redis.call('HMGET', value_key(g, ARGV[4]), 't', 'd')
 if found[2] then
   return {'value', g, found[1], found[2]}
+end
+if ARGV[5] == '' then
+  return {'none', g}
 end
 local lkey = lease_key(g, ARGV[4])
 if redis.call('EXISTS', lkey) == 0 then
