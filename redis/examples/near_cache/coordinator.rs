@@ -1,34 +1,19 @@
-//! The coordinator: starts the reader processes, runs the writer, stops the readers and prints
-//! the totals. The control channel to each reader is its stdin and stdout: it does not go
-//! through Redis, so a restart of the server leaves it alone; a reader that dies or falls
-//! silent fails the run with a message, never a panic.
+//! The coordinator: starts the reader processes (`../common/process.rs`), runs the writer,
+//! stops the readers and prints the totals.
 
 use std::collections::HashMap;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::process::Process;
+use crate::report::Report;
+use crate::{Args, Backoff, END_MARKER, fail, key, retry, xorshift};
 use async_memo::AsyncMemo;
 use async_memo_redis::{LogId, NearMemo, RedisLog};
 use redis::AsyncCommands;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
-
-use crate::report::Report;
-use crate::{Args, Backoff, END_MARKER, fail, key, retry, xorshift};
 
 /// How long to keep trying to reach Redis at the start and end of the run.
 const PATIENCE: Duration = Duration::from_secs(10);
-/// How long a reader may take to say READY, or its report after STOP (which includes up to 10 s
-/// of waiting for the end marker).
-const PROCESS_PATIENCE: Duration = Duration::from_secs(30);
-
-/// A reader process and its control channel.
-struct Process {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
 /// What the writer did.
 #[derive(Debug, Default)]
 struct Writing {
@@ -73,59 +58,40 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         .await
         .ok();
     let stop = match marker {
-        Some(id) => format!("STOP {id}\n"),
-        None => "STOP\n".to_string(),
+        Some(id) => format!("STOP {id}"),
+        None => "STOP".to_string(),
     };
     let mut sent = Vec::new();
     for process in &mut processes {
-        sent.push(send(&mut process.stdin, &stop).await);
+        sent.push(process.send(&stop).await);
     }
     let mut reports = Vec::new();
     for (process, sent) in processes.iter_mut().zip(sent) {
         let report = match sent {
-            Ok(()) => receive_report(&mut process.lines).await,
+            Ok(()) => process.receive(Report::parse).await,
             Err(e) => Err(e),
         };
         reports.push(report);
     }
-    for mut process in processes {
-        let _ = tokio::time::timeout(PROCESS_PATIENCE, process.child.wait()).await;
+    for process in processes {
+        process.wait().await;
     }
     clean_up(&writer, &data).await;
     conclude(&writing, marker, reports)
 }
 
-/// Starts one reader process and waits until it has recorded the log's end (`READY`).
+/// Starts one reader process.
 async fn spawn_reader(args: &Args, run: &str) -> Result<Process, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut command = tokio::process::Command::new(exe);
-    command.args(["--redis", &args.redis, "--reader", run]);
-    command.args(["--load-ms", &args.load_ms.to_string()]);
-    command.args(["--keys", &args.keys.to_string()]);
+    let mut reader_args: Vec<String> = ["--redis", &args.redis, "--reader", run]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    reader_args.extend(["--load-ms".into(), args.load_ms.to_string()]);
+    reader_args.extend(["--keys".into(), args.keys.to_string()]);
     if args.naive {
-        command.arg("--naive");
+        reader_args.push("--naive".into());
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err("started without pipes".into());
-    };
-    let mut lines = BufReader::new(stdout).lines();
-    match tokio::time::timeout(PROCESS_PATIENCE, lines.next_line()).await {
-        Ok(Ok(Some(line))) if line == "READY" => Ok(Process {
-            child,
-            stdin,
-            lines,
-        }),
-        Ok(Ok(Some(line))) => Err(format!("said {line:?} instead of READY")),
-        Ok(Ok(None)) => Err("exited before it was ready (its message is above)".into()),
-        Ok(Err(e)) => Err(format!("cannot read its output: {e}")),
-        Err(_) => Err(format!("not ready after {PROCESS_PATIENCE:?}")),
-    }
+    Process::spawn(&reader_args).await
 }
 
 /// The writer: bumps a random key's version and publishes its invalidation in one
@@ -170,36 +136,6 @@ async fn write(args: &Args, writer: &NearMemo<String, u64>, data: &str) -> Writi
         }
     }
     writing
-}
-
-async fn send(stdin: &mut ChildStdin, line: &str) -> Result<(), String> {
-    stdin
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| format!("cannot be told to stop: {e}"))?;
-    stdin
-        .flush()
-        .await
-        .map_err(|e| format!("cannot be told to stop: {e}"))
-}
-
-async fn receive_report(lines: &mut Lines<BufReader<ChildStdout>>) -> Result<Report, String> {
-    let receive = async {
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if let Some(report) = Report::parse(&line) {
-                        return Ok(report);
-                    }
-                }
-                Ok(None) => return Err("exited without a report (its message is above)".into()),
-                Err(e) => return Err(format!("cannot read its report: {e}")),
-            }
-        }
-    };
-    tokio::time::timeout(PROCESS_PATIENCE, receive)
-        .await
-        .unwrap_or_else(|_| Err(format!("no report after {PROCESS_PATIENCE:?}")))
 }
 
 /// Deletes the run's keys; a failure only leaves them behind.

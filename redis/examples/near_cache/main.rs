@@ -15,17 +15,23 @@
 //! truth must survive the restart, as a real one does (`--appendonly yes`): see `--help`.
 //!
 //! Files: `coordinator.rs` (the writer and the reader processes' control channel), `reader.rs`
-//! (a reader process and its checks), `source.rs` (the source of truth, on a connection that
-//! reconnects), `report.rs` (what a reader reports).
+//! (a reader process and its checks), `report.rs` (what a reader reports); shared with the
+//! `shared_tier` demo: `../common/source.rs` (the source of truth, on a connection that
+//! reconnects) and `../common/retry.rs` (retries with a backoff).
 
 mod coordinator;
+#[path = "../common/process.rs"]
+mod process;
 mod reader;
 mod report;
+#[path = "../common/retry.rs"]
+mod retry;
+#[path = "../common/source.rs"]
 mod source;
 
 use std::process::ExitCode;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+
+use crate::retry::{Backoff, lock, retry, xorshift};
 
 const HELP: &str = "\
 near_cache: N reader processes memoize values from a Redis hash that a writer keeps updating
@@ -145,60 +151,6 @@ fn key(i: usize) -> String {
 /// The key the writer invalidates once after its last commit: a reader that has applied it
 /// has applied (or flushed for) every commit before it.
 const END_MARKER: &str = "end";
-
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// A poisoned lock only means another task panicked while holding it; the data is plain
-/// counters and ids, still meaningful.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The wait between retries of a failed call to Redis: 5 ms, doubling up to 200 ms, back to
-/// 5 ms after a success. Short enough that a restart costs little, long enough that a server
-/// that is down is not hammered.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(5);
-    const MAX: Duration = Duration::from_millis(200);
-
-    fn new() -> Backoff {
-        Backoff(Self::FIRST)
-    }
-
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(Self::MAX);
-    }
-
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
-
-/// Runs `attempt` until it succeeds, waiting a [`Backoff`] between failures, for at most
-/// `patience`: then the last error.
-async fn retry<T, E, Fut>(patience: Duration, mut attempt: impl FnMut() -> Fut) -> Result<T, E>
-where
-    Fut: Future<Output = Result<T, E>>,
-{
-    let deadline = tokio::time::Instant::now() + patience;
-    let mut backoff = Backoff::new();
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-            Err(_) => backoff.wait().await,
-        }
-    }
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
