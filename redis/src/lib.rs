@@ -76,6 +76,62 @@
 //!    invalidation announced. Reads concurrent with the invalidation may return either.
 //!    Propagation takes one `XREAD` round trip (about a millisecond on loopback, see the
 //!    README's numbers); until then the other processes serve the old value.
+//! 9. **No stale set** (with a shared tier). A value loaded under a lease that an
+//!    invalidation, an `invalidate_all`, a server restart or the lease's expiry revoked is
+//!    stored nowhere: not in Redis (the store compares the token and generation in one
+//!    script), and not in any local memo (the flight detaches itself, by its own epoch, when
+//!    its store is refused or its outcome unknown). Its callers still receive it: they asked
+//!    before the invalidation.
+//! 10. **One load per key per invalidation** (with a shared tier), across processes, while the
+//!    lease holder lives and finishes within `lease_ttl`: every other process's flight for
+//!    the key waits for its value. A holder that dies delays the others by at most
+//!    `lease_ttl` (plus one fetch); a holder that fails or is cancelled gives the lease back at
+//!    once. While the log is unreachable, each process loads for itself.
+//!
+//! # The shared tier
+//!
+//! With [`NearMemoBuilder::shared`] and a [`SharedTier`], values live in Redis beside the
+//! log, and a miss anywhere in the fleet is loaded from the source once: after an
+//! invalidation of a hot key, N replicas no longer run N loads (the stampede across pods of
+//! bentocache #2, cacheable #1201, FusionCache #456). Its protocol is memcache's lease
+//! (Nishtala et al., "Scaling Memcache at Facebook", NSDI 2013, §3.2.1) under our rule:
+//! compare on the token you were given, never on the key.
+//!
+//! - **Read path.** A local hit never leaves the process. A local miss joins or starts the
+//!   local flight; that flight asks Redis in one script: the key's shared value (committed
+//!   locally, no source load), or the key's **lease** (a fresh token, for
+//!   [`lease_ttl`](SharedTier::lease_ttl)), or word that another process holds it.
+//! - **Lease holder.** Runs `init`, then stores the value in Redis only if its token is still
+//!   the key's lease (compare-and-set in one script), then commits locally.
+//! - **Waiters.** Wait for the holder's value instead of loading: the store (or a release) is
+//!   announced in the log, which the reader already tails, and wakes them at once; no waiter
+//!   polls Redis. A holder that dies gives nothing back: its lease expires and one waiter
+//!   takes it over. Every wait is bounded by [`max_wait`](SharedTier::max_wait); then
+//!   [`NearMemo::get_or_init`] loads the value itself (without a lease, storing nothing in
+//!   Redis), and [`NearMemo::get_or_try_init_bounded`] fails instead.
+//! - **Invalidation revokes.** Every publish — [`NearMemo::invalidate`],
+//!   [`commit_and_invalidate`](NearMemo::commit_and_invalidate) — deletes the key's shared
+//!   value and lease and appends the record in one script; [`invalidate_all`](NearMemo::invalidate_all)
+//!   bumps the namespace's generation, which every value and lease key carries.
+//! - **Faults.** While the log is unreachable, flights go straight to the source, take no lease
+//!   and store nothing in Redis (the [`WhenDisconnected`] policy still bounds the memo). A
+//!   server that restarted, or a replica promoted, starts a new generation at its first
+//!   script: no lease granted and no value stored before it is used again, since it may lack
+//!   the invalidations that revoked them.
+//! - **Values** travel through a [`ValueCodec`] ([`Plain`], and with the `serde` feature
+//!   `Json` and `Postcard`), at most [`max_value_bytes`](SharedTier::max_value_bytes), and
+//!   expire after [`value_ttl`](SharedTier::value_ttl), the backstop for a writer that crashed
+//!   between its source commit and its invalidation. Bytes that do not decode are a miss.
+//!
+//! Key layout (one namespace, log `S`): `S:gen` and `S:run` beside the log, and per key
+//! `async-memo:v:{k:<key>}:<generation>:S` (the value, with the token it was stored under) and
+//! `async-memo:l:{k:<key>}:<generation>:S` (the lease): a key's value and lease share a hash
+//! tag, so one Cluster slot. The scripts themselves read the generation beside the log, so
+//! today they run on one server (or one primary), not across a Cluster.
+//!
+//! [`NearMemo::shared_stats`] counts shared hits, source loads, leases granted, takeovers,
+//! stores, refused sets, waits (and their latency), timeouts, decode failures and values not
+//! shared.
 //!
 //! # Observability
 //!

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use async_memo::AsyncMemo;
 use async_memo_redis::{LogId, NearMemo, RedisLog, SharedTier, ValueCodec, WaitLatency};
 use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
 
 use crate::process::Process;
 use crate::report::Report;
@@ -121,6 +122,7 @@ async fn write(
     let mut backoff = Backoff::new();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut k = key(xorshift(&mut rng) as usize % args.keys);
+    let mut naive: Option<MultiplexedConnection> = None;
     while started.elapsed().as_secs_f64() < args.seconds {
         tick.tick().await;
         let mut writes = redis::pipe();
@@ -150,17 +152,17 @@ async fn write(
         }
         if args.naive {
             let naive_key = naive_key(run, &k);
-            let deleted: redis::RedisResult<()> = retry(PATIENCE, || async {
-                let mut c = writer
-                    .log()
-                    .client()
-                    .get_multiplexed_async_connection()
-                    .await?;
-                c.del(&naive_key).await
-            })
-            .await;
-            if deleted.is_err() {
+            loop {
+                let deleted = match naive_connection(writer, &mut naive).await {
+                    Some(c) => c.del::<_, ()>(&naive_key).await.map_err(drop),
+                    None => Err(()),
+                };
+                if deleted.is_ok() {
+                    break;
+                }
+                naive = None;
                 writing.failed += 1;
+                backoff.wait().await;
             }
         }
         backoff.reset();
@@ -211,22 +213,26 @@ async fn inspect(
     }
 }
 
+/// The --naive connection, made if there is none (the caller drops it after an error).
+async fn naive_connection<'c>(
+    writer: &NearMemo<String, Loaded>,
+    connection: &'c mut Option<MultiplexedConnection>,
+) -> Option<&'c mut MultiplexedConnection> {
+    if connection.is_none() {
+        let client = writer.log().client();
+        *connection = client.get_multiplexed_async_connection().await.ok();
+    }
+    connection.as_mut()
+}
+
 /// A plain GET of a --naive cached copy; `None` on a miss or any error (the connection is
 /// made again next time).
 async fn naive_get(
     writer: &NearMemo<String, Loaded>,
-    connection: &mut Option<redis::aio::MultiplexedConnection>,
+    connection: &mut Option<MultiplexedConnection>,
     key: &str,
 ) -> Option<Loaded> {
-    if connection.is_none() {
-        *connection = writer
-            .log()
-            .client()
-            .get_multiplexed_async_connection()
-            .await
-            .ok();
-    }
-    let c = connection.as_mut()?;
+    let c = naive_connection(writer, connection).await?;
     match c.get::<_, Option<Vec<u8>>>(key).await {
         Ok(bytes) => LoadedCodec.decode(&bytes?),
         Err(_) => {
