@@ -289,4 +289,54 @@ where
             Fallible(WithEpoch(init), PhantomData),
         )
     }
+
+    /// [`get_or_try_init_with_epoch`](Self::get_or_try_init_with_epoch) with a borrowed key,
+    /// cloned only on a miss: a hit costs what a [`get_or_try_init_by_ref`](Self::get_or_try_init_by_ref)
+    /// hit costs. For a wrapper whose `init` needs the key and its flight's epoch only on a
+    /// miss (the Redis adapter's shared tier).
+    ///
+    /// # Errors
+    ///
+    /// As for [`get_or_try_init`](Self::get_or_try_init).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Panics
+    ///
+    /// As for [`get_or_init`](Self::get_or_init).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let memo: async_memo::AsyncMemo<String, u64> = async_memo::AsyncMemo::new();
+    /// let entry = memo
+    ///     .get_or_try_init_with_epoch_by_ref("k", |epoch| async move { Ok::<_, std::io::Error>(epoch.get()) })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(*entry.value(), entry.epoch().get());
+    /// # });
+    /// ```
+    pub fn get_or_try_init_with_epoch_by_ref<'a, Q, F, Fut, E>(
+        &'a self,
+        key: &'a Q,
+        init: F,
+    ) -> impl Future<Output = Result<Entry<V>, Arc<E>>> + 'a
+    where
+        K: Send + 'static,
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        F: FnOnce(Epoch) -> Fut + 'a,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        Call::new(
+            &self.table,
+            Key::Borrowed(key),
+            Want::Get,
+            Fallible(WithEpoch(init), PhantomData),
+        )
+    }
 }

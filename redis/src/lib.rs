@@ -82,11 +82,11 @@
 //!    script), and not in any local memo (the flight detaches itself, by its own epoch, when
 //!    its store is refused or its outcome unknown). Its callers still receive it: they asked
 //!    before the invalidation.
-//! 10. **One load per key per invalidation** (with a shared tier), across processes, while the
-//!    lease holder lives and finishes within `lease_ttl`: every other process's flight for
-//!    the key waits for its value. A holder that dies delays the others by at most
-//!    `lease_ttl` (plus one fetch); a holder that fails or is cancelled gives the lease back at
-//!    once. While the log is unreachable, each process loads for itself.
+//! 10. **One load per key per invalidation** (with a shared tier), across processes, while
+//!     the lease holder lives and finishes within `lease_ttl`: every other process's flight
+//!     for the key waits for its value. A holder that dies delays the others by at most
+//!     `lease_ttl` (plus one fetch); a holder that fails or is cancelled gives the lease back
+//!     at once. While the log is unreachable, each process loads for itself.
 //!
 //! # The shared tier
 //!

@@ -79,11 +79,18 @@ pub(crate) struct Policy<E, X> {
     pub(crate) timed_out: Option<fn(Duration) -> X>,
 }
 
-/// The value of `key` for a local flight (see the module docs). `init` is the loader's future,
+/// Where a flight goes: the tier, the key as its codec encoded it, and whether the log was
+/// reachable when the flight started (if not, the flight goes straight to the source).
+pub(crate) struct Through<V> {
+    pub(crate) tier: Arc<Tier<V>>,
+    pub(crate) key: Vec<u8>,
+    pub(crate) reachable: bool,
+}
+
+/// The value of a key for a local flight (see the module docs). `init` is the loader's future,
 /// polled only if this flight loads. `detach` detaches the flight (invariant 3).
 pub(crate) async fn load<V, E, X, Fut>(
-    tier: Arc<Tier<V>>,
-    key: Vec<u8>,
+    through: Through<V>,
     init: Fut,
     policy: Policy<E, X>,
     detach: impl FnOnce(),
@@ -92,7 +99,16 @@ where
     V: Send + Sync + 'static,
     Fut: Future<Output = Result<V, E>>,
 {
+    let Through {
+        tier,
+        key,
+        reachable,
+    } = through;
     let counters = &tier.counters;
+    if !reachable {
+        SharedCounters::bump(&counters.unreachable);
+        return from_source(counters, init, policy.source).await;
+    }
     let started = Instant::now();
     let bound = tier.settings.wait_bound();
     let waiter = tier.waiters.register(&key);

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use crate::load::{self, Policy};
 use crate::reader::{Shared, now_us};
-use crate::shared_stats::SharedCounters;
 use crate::stats::Counters;
 use crate::tier::Tier;
 use crate::{
@@ -148,7 +147,7 @@ where
         if self.bypassing() {
             return init().await;
         }
-        let Some(tier) = self.tier() else {
+        let Some(tier) = &self.shared.tier else {
             return self.shared.memo.get_or_init(key, init).await.into_value();
         };
         let policy = Policy {
@@ -194,7 +193,7 @@ where
         if self.bypassing() {
             return init().await.map_err(Arc::new);
         }
-        let Some(tier) = self.tier() else {
+        let Some(tier) = &self.shared.tier else {
             return self
                 .shared
                 .memo
@@ -249,7 +248,7 @@ where
         if self.bypassing() {
             return init().await.map_err(|e| Arc::new(LoadError::Source(e)));
         }
-        let Some(tier) = self.tier() else {
+        let Some(tier) = &self.shared.tier else {
             let init = || {
                 let load = init();
                 async move { load.await.map_err(LoadError::Source) }
@@ -268,24 +267,13 @@ where
         self.through_tier(tier, key, init, policy).await
     }
 
-    /// The shared tier, unless the link is down: then flights go straight to the source (and
-    /// the [`WhenDisconnected`] policy bounds what the memo keeps).
-    fn tier(&self) -> Option<Arc<Tier<V>>> {
-        let tier = self.shared.tier.as_ref()?;
-        match self.shared.counters.link() {
-            Some(Link::Disconnected | Link::Bypassing) => {
-                SharedCounters::bump(&tier.counters.unreachable);
-                None
-            }
-            None | Some(Link::Connected) => Some(Arc::clone(tier)),
-        }
-    }
-
-    /// A local flight whose future goes through the shared tier (`load.rs`). The flight knows
-    /// its own epoch, so that a store the tier refused detaches exactly this flight.
+    /// A local flight whose future goes through the shared tier (`load.rs`). Everything the
+    /// tier needs — the key's bytes, the key itself, the tier — is made in `init`, which the
+    /// memo calls on a miss only: a local hit costs what it costs without the tier. The flight
+    /// knows its own epoch, so that a store the tier refused detaches exactly this flight.
     async fn through_tier<F, Fut, E, X>(
         &self,
-        tier: Arc<Tier<V>>,
+        tier: &Arc<Tier<V>>,
         key: K,
         init: F,
         policy: Policy<E, X>,
@@ -296,19 +284,29 @@ where
         E: Send + 'static,
         X: Send + Sync + 'static,
     {
-        let bytes = self.encode(&key);
-        let memo = self.shared.memo.downgrade();
-        let own = key.clone();
         let flight = self
             .shared
             .memo
-            .get_or_try_init_with_epoch(key, move |epoch| {
+            .get_or_try_init_with_epoch_by_ref(&key, |epoch| {
+                // While the log is down, straight to the source: the `WhenDisconnected` policy
+                // bounds what the memo keeps, and nothing goes into Redis.
+                let reachable = !matches!(
+                    self.shared.counters.link(),
+                    Some(Link::Disconnected | Link::Bypassing)
+                );
+                let memo = self.shared.memo.downgrade();
+                let own = key.clone();
                 let detach = move || {
                     if let Some(memo) = memo.upgrade() {
                         memo.invalidate(&own, epoch);
                     }
                 };
-                load::load(tier, bytes, init(), policy, detach)
+                let through = load::Through {
+                    tier: Arc::clone(tier),
+                    key: self.encode(&key),
+                    reachable,
+                };
+                load::load(through, init(), policy, detach)
             });
         flight.await.map(|e| e.into_value())
     }

@@ -25,7 +25,11 @@ type Near = NearMemo<String, Loaded>;
 
 /// What the workers and the listener share.
 struct Reader {
-    naive: Option<Naive>,
+    naive: Option<Arc<Naive>>,
+    /// --naive: this process's local cache, as JetCache's `BOTH` keeps one: a load per process
+    /// (its own single-flight), ready entries deleted by key when an invalidation arrives,
+    /// loads in progress left alone. Unused otherwise (the near memo is the local tier).
+    local: AsyncMemo<String, Loaded>,
     source: Source,
     load: Duration,
     keys: usize,
@@ -37,7 +41,8 @@ struct Reader {
     failed_reads: AtomicU64,
     loads: AtomicU64,
     stale_reads: AtomicU64,
-    stale_commits: AtomicU64,
+    /// The stale (key, version) pairs found in the local memo, each counted once.
+    stale_in_memo: Mutex<HashSet<(String, u64)>>,
     generations: Mutex<HashSet<(String, u64)>>,
     shown: AtomicBool,
 }
@@ -100,6 +105,11 @@ impl Reader {
     /// record has reached the memo.
     fn on_apply(&self, event: &Applied<'_, String>) {
         if let Applied::Key { key, id, .. } = event {
+            if self.naive.is_some() {
+                if let Some(entry) = self.local.get(key.as_str()) {
+                    self.local.invalidate(key.as_str(), entry.epoch());
+                }
+            }
             if let Some(floor) = self.floors.get(key.as_str()) {
                 let mut floor = lock(floor);
                 *floor = (*floor).max(*id);
@@ -136,11 +146,14 @@ pub(crate) async fn run(args: Args, namespace: String) -> ExitCode {
         stream_key.clone(),
     );
     let reader = Arc::new(Reader {
-        naive: args.naive.then(|| Naive {
-            client: client.clone(),
-            run: namespace.clone(),
-            connection: Mutex::new(None),
+        naive: args.naive.then(|| {
+            Arc::new(Naive {
+                client: client.clone(),
+                run: namespace.clone(),
+                connection: Mutex::new(None),
+            })
         }),
+        local: AsyncMemo::new(),
         source,
         load: Duration::from_millis(args.load_ms),
         keys: args.keys,
@@ -153,7 +166,7 @@ pub(crate) async fn run(args: Args, namespace: String) -> ExitCode {
         failed_reads: AtomicU64::new(0),
         loads: AtomicU64::new(0),
         stale_reads: AtomicU64::new(0),
-        stale_commits: AtomicU64::new(0),
+        stale_in_memo: Mutex::new(HashSet::new()),
         generations: Mutex::new(HashSet::new()),
         shown: AtomicBool::new(false),
     });
@@ -211,7 +224,7 @@ pub(crate) async fn run(args: Args, namespace: String) -> ExitCode {
         refused_sets: shared.refused_sets,
         gaps: near.stats().gaps,
         stale_reads: reader.stale_reads.load(SeqCst),
-        stale_commits: reader.stale_commits.load(SeqCst),
+        stale_commits: lock(&reader.stale_in_memo).len() as u64,
         drained,
         generations: lock(&reader.generations).drain().collect(),
         waits: shared.wait_latency,
@@ -257,7 +270,16 @@ async fn read(reader: &Arc<Reader>, near: &Near, k: &str) -> Result<(), ()> {
         }
     };
     let value = match &reader.naive {
-        Some(naive) => naive.read(k, load).await.map_err(drop)?,
+        Some(naive) => {
+            let (naive, key) = (Arc::clone(naive), k.to_string());
+            let cache_aside = async move { naive.read(&key, load).await };
+            *reader
+                .local
+                .get_or_try_init(k.to_string(), move || cache_aside)
+                .await
+                .map_err(drop)?
+                .value()
+        }
         None => near
             .get_or_try_init(k.to_string(), move || load)
             .await
@@ -272,10 +294,15 @@ async fn read(reader: &Arc<Reader>, near: &Near, k: &str) -> Result<(), ()> {
     // An entry in our memo after we applied invalidation `now` was committed after the
     // removal, by a flight that started after it: it must have seen `now`.
     let now = reader.floor(k);
-    if let Some(entry) = near.memo().get(k) {
-        if entry.value().seen < now {
-            reader.stale_commits.fetch_add(1, SeqCst);
-            reader.show_first("value in the memo", k, *entry.value(), now);
+    let memo = if reader.naive.is_some() {
+        &reader.local
+    } else {
+        near.memo()
+    };
+    if let Some(entry) = memo.get(k) {
+        let value = *entry.value();
+        if value.seen < now && lock(&reader.stale_in_memo).insert((k.to_string(), value.version)) {
+            reader.show_first("value in the memo", k, value, now);
         }
     }
     Ok(())

@@ -14,7 +14,8 @@ pub(crate) struct Report {
     pub(crate) refused_sets: u64,
     pub(crate) gaps: u64,
     pub(crate) stale_reads: u64,
-    /// Values older than an invalidation the process had applied, found in its own memo.
+    /// Values older than an invalidation the process had applied, found in its own memo (each
+    /// (key, version) counted once).
     pub(crate) stale_commits: u64,
     /// Whether the process applied the writer's end marker before it reported.
     pub(crate) drained: bool,
