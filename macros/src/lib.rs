@@ -18,6 +18,7 @@
 
 mod ast;
 mod expand;
+mod names;
 mod valid;
 
 use proc_macro::TokenStream;
