@@ -10,11 +10,13 @@
 //!   result (reading `f_memo().epoch(k)` afterwards may see a newer entry);
 //! - `pub async fn f(a: A, name: &X) -> T`, the user's signature and attributes, which returns
 //!   the value of `f_entry`;
-//! - the body itself, unchanged, as a function with the original signature: nested inside
-//!   `f_entry` for a free function, a hidden sibling associated function in an `impl` (a nested
-//!   function cannot take `self` or name `Self`). Keeping it a real function keeps `return`,
-//!   `?` and the argument types exactly as written. The init future owns the arguments (owned
-//!   forms of borrowed ones) and calls it.
+//! - the body itself, unchanged, as a function with the original signature: nested inside the
+//!   init future's `async` block for a free function, a hidden sibling associated function in
+//!   an `impl` (a nested function cannot take `self` or name `Self`). Keeping it a real function
+//!   keeps `return`, `?` and the argument types exactly as written. The init future owns the
+//!   arguments (owned forms of borrowed ones) and calls it;
+//! - outside an `impl`, a hidden unit constant that `f_entry` reads, whose name is the error
+//!   message when `in_impl = true` was forgotten (see `Names::marker`).
 //!
 //! For a `Result` the lookup is `get_or_try_init_by_ref` and `f_entry` returns
 //! `Result<Entry<T>, E>`. In an `impl` (a receiver, or `in_impl = true`) the parts reach each
