@@ -320,9 +320,10 @@
 //!
 //! With the `macros` feature (on by default), [`#[memoize]`](macro@memoize) turns an `async fn`
 //! into a memoized one: the arguments are the key, the body runs once per key for every
-//! concurrent caller, and `f_memo()` returns the [`AsyncMemo`] behind it, to invalidate one
-//! result by its epoch. No lock is held across the body, so calls of other keys never wait for
-//! it; `Result` return types memoize only `Ok`.
+//! concurrent caller, `f_entry(args)` is the same call returning the [`Entry`] (value and
+//! epoch), and `f_memo()` returns the [`AsyncMemo`] behind it, to invalidate exactly the result a
+//! call saw. No lock is held across the body, so calls of other keys never wait for it; a
+//! return type spelled `Result` (or any type, with `result = true`) memoizes only `Ok`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -336,17 +337,20 @@
 //!
 //! # futures::executor::block_on(async {
 //! assert_eq!(profile("ann").await?, "profile of ann");
-//! // The profile changed: invalidate exactly the result we saw, not a newer one.
-//! let seen = profile_memo().epoch("ann").expect("memoized");
-//! assert!(profile_memo().invalidate("ann", seen));
+//! // The profile changed: invalidate exactly the result we saw, not a newer one. The epoch
+//! // comes with the call (`profile_entry`); read later from the memo, it might be a newer
+//! // entry's.
+//! let seen = profile_entry("ann").await?;
+//! assert!(profile_memo().invalidate("ann", seen.epoch()));
 //! # Ok::<(), String>(())
 //! # }).unwrap();
 //! ```
 //!
-//! Methods take a `key` expression (their memo is shared by every instance), borrowed
-//! arguments are keyed by their owned form (`&str` by `String`), and every unsupported shape
-//! (generics, `impl Trait`, patterns, a receiver without `key`) is a compile error on the
-//! offending token; see [`macro@memoize`].
+//! Methods take a `key` expression (their memo is shared by every instance), associated
+//! functions without a receiver `in_impl = true`, borrowed arguments are keyed by their owned
+//! form (`&str` by `String`), `crate = "path"` serves a renamed dependency, and every
+//! unsupported shape (generics, `impl Trait`, patterns, a receiver without `key`) is a compile
+//! error on the offending token; see [`macro@memoize`].
 //!
 //! # Choosing between `invalidate` and `remove`
 //!
