@@ -610,17 +610,18 @@ fn automatic_refreshes_race_manual_refreshes_and_invalidations() {
                 spawn(async move {
                     let mut killed = HashSet::new();
                     let refresh = memo.refreshing(&0);
-                    killed.extend(refresh.filter(|&r| memo.invalidate(&0, r)));
+                    let detached = refresh.filter(|&r| memo.invalidate(&0, r));
+                    killed.extend(detached);
                     shuttle::future::yield_now().await;
                     let epoch = memo.epoch(&1);
                     killed.extend(epoch.filter(|&e| memo.invalidate(&1, e)));
                     shuttle::future::yield_now().await;
                     memo.insert(1, 5).unwrap();
-                    killed
+                    (killed, detached.is_some())
                 })
             };
             one_value_per_epoch(tasks).await;
-            let killed = disturber.await.unwrap();
+            let (killed, detached) = disturber.await.unwrap();
             loop {
                 let spawned: Vec<_> = std::mem::take(&mut *handles.lock().unwrap());
                 if spawned.is_empty() {
@@ -647,8 +648,13 @@ fn automatic_refreshes_race_manual_refreshes_and_invalidations() {
             check_refresh_reports(&memo, &reports, 2, &killed);
             let stats = memo.stats();
             // One automatic refresh per entry and interval (the clock stands still; a refreshed
-            // or inserted entry is not due), and the two manual ones.
-            assert!(stats.refreshes_started <= 4, "{stats:?}");
+            // or inserted entry is not due), and the two manual ones — plus one if key 0's
+            // refresh was detached by its epoch: that is no failure, so it holds nothing off and
+            // the next stale read of key 0 starts another (semantics 20).
+            assert!(
+                stats.refreshes_started <= 4 + u64::from(detached),
+                "{stats:?}"
+            );
         });
     });
 }
