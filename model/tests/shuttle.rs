@@ -414,12 +414,52 @@ async fn one_value_per_epoch(tasks: Vec<shuttle::future::JoinHandle<Option<Entry
     }
 }
 
+/// After the run, `key` holds its last insert `last`, or a value committed after it by a
+/// refresh that started after it — never the value of a refresh the insert detached (which
+/// started before the insert: its epoch is lower). The value tells which: an insert's is
+/// `INSERTED` or `INSERTED + 1`, a `refresh`'s 3, a `try_refresh`'s 4, and a `refresh_if`'s
+/// names the generation it refreshed.
+fn holds_the_insert_or_a_later_refresh(memo: &Memo64, key: u8, last: &Entry<u64>) {
+    let held = memo
+        .get(&key)
+        .unwrap_or_else(|| panic!("key {key}: the last insert or a refresh of it"));
+    let value = *held.value();
+    if held.epoch() == last.epoch() {
+        assert_eq!(value, *last.value(), "key {key}: the insert's value");
+        return;
+    }
+    assert!(
+        matches!(value, 3 | 4) || base_of(value).is_some(),
+        "key {key} holds {held:?}, neither the last insert {last:?} nor a refresh's value"
+    );
+    assert!(
+        held.epoch() > last.epoch(),
+        "key {key} holds {held:?}, committed by a refresh that started before the insert \
+         {last:?} (the insert detached it: it must never commit)"
+    );
+    if let Some(base) = base_of(value) {
+        assert!(
+            base >= last.epoch().get(),
+            "key {key} holds {held:?}, a refresh of generation {base}, older than the insert \
+             {last:?}"
+        );
+    }
+}
+
+/// The value of the scenarios' inserts during a run (`INSERTED + 1` for an insert over a live
+/// refresh); refreshes commit 3, 4 or a `refresh_if` value (see [`base_of`]).
+const INSERTED: u64 = 5;
+
 /// Refreshes of two keys — `refresh_if` of the generation the refresher saw, a `refresh` dropped
 /// after its first poll (its future woke itself: futures-rs #2706), a `try_refresh` that fails
-/// for key 0 — race a task that invalidates each key's refresh (`invalidate(k, refreshing(k))`),
-/// then its entry, then inserts. Every refresh commits only onto the entry it refreshes (refresh
-/// semantics 2–6 and 10): see [`check_refresh_reports`]. A `refresh_if` gets a value computed
-/// from the generation it saw, or one of a refresh of that same generation, or `None`.
+/// for key 0 — race a task that inserts over each key's refresh in flight (it waits a few
+/// scheduling points for one to start), then, for key 0, invalidates its refresh
+/// (`invalidate(k, refreshing(k))`), then its entry, then inserts again. Every refresh commits
+/// only onto the entry it refreshes (refresh semantics 2–6 and 10): see
+/// [`check_refresh_reports`]; an insert detaches the refresh in flight, checked by value: see
+/// [`holds_the_insert_or_a_later_refresh`] (key 1 ends with the insert over a live refresh).
+/// A `refresh_if` gets a value computed from the generation it saw, or one of a refresh of that
+/// same generation, or `None`.
 #[test]
 fn refreshes_race_invalidations_and_inserts() {
     check(|| {
@@ -458,28 +498,33 @@ fn refreshes_race_invalidations_and_inserts() {
             let disturber = {
                 let memo = memo.clone();
                 spawn(async move {
-                    let mut killed = HashSet::new();
+                    let (mut killed, mut last) = (HashSet::new(), HashMap::new());
                     for key in 0..2u8 {
-                        // The refresh only (the entry stays), then the entry.
-                        let refresh = memo.refreshing(&key);
-                        killed.extend(refresh.filter(|&r| memo.invalidate(&key, r)));
-                        shuttle::future::yield_now().await;
-                        let epoch = memo.epoch(&key);
-                        killed.extend(epoch.filter(|&e| memo.invalidate(&key, e)));
-                        shuttle::future::yield_now().await;
-                        memo.insert(key, 5).unwrap();
+                        // Over a live refresh, if one starts within a few scheduling points.
+                        for _ in 0..3 {
+                            if memo.refreshing(&key).is_some() {
+                                break;
+                            }
+                            shuttle::future::yield_now().await;
+                        }
+                        last.insert(key, memo.insert(key, INSERTED + 1).unwrap());
                     }
-                    killed
+                    // Key 0 again: its refresh only (the entry stays), then the entry.
+                    let refresh = memo.refreshing(&0);
+                    killed.extend(refresh.filter(|&r| memo.invalidate(&0, r)));
+                    shuttle::future::yield_now().await;
+                    let epoch = memo.epoch(&0);
+                    killed.extend(epoch.filter(|&e| memo.invalidate(&0, e)));
+                    shuttle::future::yield_now().await;
+                    last.insert(0, memo.insert(0, INSERTED).unwrap());
+                    (killed, last)
                 })
             };
             one_value_per_epoch(tasks).await;
-            let killed = disturber.await.unwrap();
+            let (killed, last) = disturber.await.unwrap();
             check_refresh_reports(&memo, &reports, 2, &killed);
             for key in 0..2u8 {
-                assert!(
-                    memo.get(&key).is_some(),
-                    "key {key}: the last insert or a refresh of it"
-                );
+                holds_the_insert_or_a_later_refresh(&memo, key, &last[&key]);
             }
         });
     });
