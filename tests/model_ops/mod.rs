@@ -17,7 +17,8 @@
 //! #498, Guava #3851). A refresh belongs to its starter, whoever joins it. The spawner queues
 //! the task; the interpreter adds it to the live calls, as the refresh's creator whose output
 //! is `()`. Every `get_or_init`, `refresh` (and `try_` form) call is a future polled by hand,
-//! on this thread, with a waker that counts its wake-ups, so a run is deterministic. After every op the interpreter checks:
+//! on this thread, with a waker that counts its wake-ups, so a run is deterministic. After
+//! every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
 //! * the spawner received exactly the tasks of the automatic refreshes the model started;
