@@ -154,7 +154,9 @@
 //!     and served; an error goes to the refresh's callers as one shared `Arc<E>`, a panic as 7
 //!     says; the next refresh starts anew. A refresh whose value is too heavy to be stored (14)
 //!     is detached instead of committed: `E` stays too. Cancellation is as 6 says: when the last
-//!     caller of a refresh is dropped its future is dropped, and `E` is untouched.
+//!     caller of a refresh is dropped its future is dropped, and `E` is untouched — its next
+//!     automatic refresh (20) is as due as before, even when that caller was the task handed to
+//!     the spawner, dropped unpolled (Guava #3851).
 //! 18. **Time.** An entry past its time to live or idle (on the memo's clock: 13) is never
 //!     served, refresh or not, and its expiry detaches its refresh: a read after `E` expired
 //!     starts a new flight and never joins `E`'s refresh (Guava joins, and hangs on a stuck
@@ -165,10 +167,16 @@
 //!     other operation on `k`; otherwise it changes nothing and returns the current epoch.
 //! 20. **Automatic refresh.** With [`refresh_after`](MemoBuilder::refresh_after), a
 //!     `get_or_init`-family read that finds an entry due returns it at once and starts at most
-//!     one refresh with its own `init`, handed to the user's spawner; a failed or panicked
-//!     automatic refresh makes the next automatic attempt for that entry wait the interval
-//!     (Caffeine #286). Manual refreshes are not throttled. "Due" is measured on the memo's
-//!     clock: by default the coarse one (13), so a refresh starts within one tick of `after`.
+//!     one refresh with its own `init`, handed to the user's spawner. Only a failed *automatic*
+//!     refresh — an error, a panic, or a value too heavy to store — makes the next automatic
+//!     attempt for that entry wait the interval (Caffeine #286). A failed manual refresh
+//!     (Caffeine #498), a cancelled refresh (17) and a refresh detached by its epoch (16) leave
+//!     the entry as due as they found it: the next stale read starts a new one. A refresh
+//!     belongs to whoever started it: a manual call that joins an automatic refresh shares its
+//!     failure (it receives the error, and the next automatic attempt waits), and a stale read
+//!     that finds a manual refresh in flight starts nothing and leaves its failure manual.
+//!     Manual refreshes are never throttled. "Due" is measured on the memo's clock: by default
+//!     the coarse one (13), so a refresh starts within one tick of `after`.
 //!
 //! # Bounded memos
 //!
