@@ -67,18 +67,21 @@ async fn main() -> Result<(), LookupError> {
     assert_eq!(missing, Err(LookupError::NotFound("ghost".into())));
     assert!(profile_memo().get("ghost").is_none());
 
-    // 3. Compare-and-delete: we saw ann's profile under one epoch; meanwhile it was
-    //    refreshed (invalidated and looked up again). Our late invalidation by the old epoch
-    //    leaves the fresh one alone.
-    let seen = profile_memo().epoch("ann").expect("memoized");
-    profile_memo().invalidate("ann", seen);
-    let fresh = profile("ann").await?;
-    let stale_invalidation = profile_memo().invalidate("ann", seen);
+    // 3. Compare-and-delete: profile_entry returns ann's profile with the epoch it was stored
+    //    under. Meanwhile another task refreshes the profile; our late invalidation by the epoch
+    //    we saw leaves the fresh one alone. (An epoch read from the memo at that point,
+    //    profile_memo().epoch("ann"), would be the fresh entry's, and would remove it.)
+    let seen = profile_entry("ann").await?;
+    profile_memo().remove("ann"); // the other task's refresh: remove, look up again
+    let fresh = profile_entry("ann").await?;
+    let stale_invalidation = profile_memo().invalidate("ann", seen.epoch());
     println!(
-        "3. invalidate(\"ann\", old epoch) after a refresh: {stale_invalidation}; still cached: {fresh}"
+        "3. invalidate(\"ann\", epoch we saw) after a refresh: {stale_invalidation}; still cached: {}",
+        fresh.value()
     );
     assert!(!stale_invalidation);
-    assert_eq!(profile("ann").await?, fresh);
+    assert_eq!(profile_memo().epoch("ann"), Some(fresh.epoch()));
+    assert_eq!(&profile("ann").await?, fresh.value());
 
     // 4. A method: keyed by (tenant, order), one memo for every client.
     let (a, b) = (Client { tenant: 1 }, Client { tenant: 2 });

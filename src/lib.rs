@@ -154,7 +154,9 @@
 //!     and served; an error goes to the refresh's callers as one shared `Arc<E>`, a panic as 7
 //!     says; the next refresh starts anew. A refresh whose value is too heavy to be stored (14)
 //!     is detached instead of committed: `E` stays too. Cancellation is as 6 says: when the last
-//!     caller of a refresh is dropped its future is dropped, and `E` is untouched.
+//!     caller of a refresh is dropped its future is dropped, and `E` is untouched — its next
+//!     automatic refresh (20) is as due as before, even when that caller was the task handed to
+//!     the spawner, dropped unpolled (Guava #3851).
 //! 18. **Time.** An entry past its time to live or idle (on the memo's clock: 13) is never
 //!     served, refresh or not, and its expiry detaches its refresh: a read after `E` expired
 //!     starts a new flight and never joins `E`'s refresh (Guava joins, and hangs on a stuck
@@ -165,10 +167,16 @@
 //!     other operation on `k`; otherwise it changes nothing and returns the current epoch.
 //! 20. **Automatic refresh.** With [`refresh_after`](MemoBuilder::refresh_after), a
 //!     `get_or_init`-family read that finds an entry due returns it at once and starts at most
-//!     one refresh with its own `init`, handed to the user's spawner; a failed or panicked
-//!     automatic refresh makes the next automatic attempt for that entry wait the interval
-//!     (Caffeine #286). Manual refreshes are not throttled. "Due" is measured on the memo's
-//!     clock: by default the coarse one (13), so a refresh starts within one tick of `after`.
+//!     one refresh with its own `init`, handed to the user's spawner. Only a failed *automatic*
+//!     refresh — an error, a panic, or a value too heavy to store — makes the next automatic
+//!     attempt for that entry wait the interval (Caffeine #286). A failed manual refresh
+//!     (Caffeine #498), a cancelled refresh (17) and a refresh detached by its epoch (16) leave
+//!     the entry as due as they found it: the next stale read starts a new one. A refresh
+//!     belongs to whoever started it: a manual call that joins an automatic refresh shares its
+//!     failure (it receives the error, and the next automatic attempt waits), and a stale read
+//!     that finds a manual refresh in flight starts nothing and leaves its failure manual.
+//!     Manual refreshes are never throttled. "Due" is measured on the memo's clock: by default
+//!     the coarse one (13), so a refresh starts within one tick of `after`.
 //!
 //! # Bounded memos
 //!
@@ -320,9 +328,10 @@
 //!
 //! With the `macros` feature (on by default), [`#[memoize]`](macro@memoize) turns an `async fn`
 //! into a memoized one: the arguments are the key, the body runs once per key for every
-//! concurrent caller, and `f_memo()` returns the [`AsyncMemo`] behind it, to invalidate one
-//! result by its epoch. No lock is held across the body, so calls of other keys never wait for
-//! it; `Result` return types memoize only `Ok`.
+//! concurrent caller, `f_entry(args)` is the same call returning the [`Entry`] (value and
+//! epoch), and `f_memo()` returns the [`AsyncMemo`] behind it, to invalidate exactly the result a
+//! call saw. No lock is held across the body, so calls of other keys never wait for it; a
+//! return type spelled `Result` (or any type, with `result = true`) memoizes only `Ok`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -336,17 +345,20 @@
 //!
 //! # futures::executor::block_on(async {
 //! assert_eq!(profile("ann").await?, "profile of ann");
-//! // The profile changed: invalidate exactly the result we saw, not a newer one.
-//! let seen = profile_memo().epoch("ann").expect("memoized");
-//! assert!(profile_memo().invalidate("ann", seen));
+//! // The profile changed: invalidate exactly the result we saw, not a newer one. The epoch
+//! // comes with the call (`profile_entry`); read later from the memo, it might be a newer
+//! // entry's.
+//! let seen = profile_entry("ann").await?;
+//! assert!(profile_memo().invalidate("ann", seen.epoch()));
 //! # Ok::<(), String>(())
 //! # }).unwrap();
 //! ```
 //!
-//! Methods take a `key` expression (their memo is shared by every instance), borrowed
-//! arguments are keyed by their owned form (`&str` by `String`), and every unsupported shape
-//! (generics, `impl Trait`, patterns, a receiver without `key`) is a compile error on the
-//! offending token; see [`macro@memoize`].
+//! Methods take a `key` expression (their memo is shared by every instance), associated
+//! functions without a receiver `in_impl = true`, borrowed arguments are keyed by their owned
+//! form (`&str` by `String`), `crate = "path"` serves a renamed dependency, and every
+//! unsupported shape (generics, `impl Trait`, patterns, a receiver without `key`) is a compile
+//! error on the offending token; see [`macro@memoize`].
 //!
 //! # Choosing between `invalidate` and `remove`
 //!

@@ -299,7 +299,8 @@ where
             let removed =
                 map.remove_if(hash, key, |slot| matches(slot.epoch()), cause, at, &mut out);
             let detached = removed.is_none()
-                && refresh.is_some_and(|observed| map.detach_refresh(hash, key, observed));
+                && refresh
+                    .is_some_and(|observed| map.detach_refresh(hash, key, observed, at.layout));
             (removed, detached)
         };
         let result = match removed {

@@ -7,7 +7,14 @@ use std::sync::Arc;
 
 pub use std::sync::OnceLock;
 
-/// The `Ok` and `Err` types of a return type spelled through an alias (`io::Result<T>`).
+/// The `Ok` and `Err` types of a return type spelled through an alias (`io::Result<T>`), or of
+/// any return type with `result = true`.
+#[diagnostic::on_unimplemented(
+    message = "`#[memoize]` took `{Self}` for a `Result` (its last path segment is `Result`, or \
+               `result = true` is given), but it is not a `std::result::Result`",
+    label = "not a `Result`",
+    note = "write `#[memoize(result = false)]` to store this type as it is"
+)]
 pub trait Fallible {
     /// The `Ok` type.
     type Ok;
@@ -19,6 +26,10 @@ impl<T, E> Fallible for Result<T, E> {
     type Ok = T;
     type Err = E;
 }
+
+/// Checks that a return type `#[memoize]` took for a `Result` is one, with the message of
+/// [`Fallible`] rather than a type mismatch further on.
+pub fn memoized_return_must_be_a_result<R: Fallible>() {}
 
 /// Checks that the body, with its arguments moved in, is a future the memo can run as a flight:
 /// any caller may drive it, on any thread, after the caller that started it is gone.

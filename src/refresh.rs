@@ -60,6 +60,11 @@ where
     /// commits (Caffeine #193), and its callers still receive its value. With no ready entry,
     /// `refresh` is [`get_or_init`](Self::get_or_init): it joins or starts the key's flight.
     ///
+    /// In a memo with [`refresh_after`](crate::MemoBuilder::refresh_after), a manual refresh is
+    /// never throttled, and one that fails or is dropped leaves the entry's automatic refresh
+    /// as due as it was (Caffeine #498). One that joins an automatic refresh in flight shares
+    /// that refresh's outcome, failure included: the next automatic attempt then waits.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe. Dropping the future leaves the memo consistent and the entry untouched;

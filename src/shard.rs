@@ -41,6 +41,7 @@ mod refreshes;
 mod snapshot;
 
 pub(crate) use claim::{Claim, Want};
+pub(crate) use refresh::End;
 use refreshes::Refreshes;
 pub(crate) use snapshot::Seen;
 
@@ -432,9 +433,9 @@ where
         removed
     }
 
-    /// Removes exactly `flight` from `key`, or detaches exactly that refresh (a failed, panicked
-    /// or abandoned flight); touches nothing else, so it reports nothing and can run while
-    /// unwinding.
+    /// Removes exactly `flight` from `key` (a failed, panicked or abandoned flight of an empty
+    /// key; a refresh ends through `end_refresh`); touches nothing else, so it reports nothing
+    /// and can run while unwinding.
     pub(crate) fn remove_flight<Q>(
         &mut self,
         hash: u64,
@@ -445,10 +446,10 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if flight.refreshes().is_some() {
-            self.refreshes.detach_exact(hash, flight);
-            return None;
-        }
+        debug_assert!(
+            flight.refreshes().is_none(),
+            "a refresh is not in its key's slot"
+        );
         let found = self
             .table
             .find_entry(hash, is_key(hash, key))

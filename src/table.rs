@@ -16,7 +16,7 @@ use crate::flight::Flight;
 use crate::flight::Leave;
 use crate::measure::{Admission, Measure};
 use crate::removal::{Listener, Removals};
-use crate::shard::{Arrival, Claim, Found, Shard, ShardMap, Want};
+use crate::shard::{Arrival, Claim, End, Found, Shard, ShardMap, Want};
 use crate::stats::{Counters, bump};
 use crate::tally::Tally;
 use crate::waiters::WaiterId;
@@ -479,14 +479,16 @@ where
     {
         if flight.refreshes().is_some() && self.refused(admission.weight) {
             // A refresh that could not be stored changes nothing: its entry stays, served (its
-            // callers still receive the value), as after a failed refresh.
+            // callers still receive the value), as after a failed refresh — and, automatic, it
+            // holds off the next automatic one as a failure does: it would be refused again.
+            let retry = self.retry_at(self.moment().now);
             let hash = self.hash(key);
-            let detached = self
-                .shard(hash)
-                .map
-                .write()
-                .remove_flight(hash, key, flight);
-            debug_assert!(detached.is_none(), "a refresh is not in its key's slot");
+            self.shard(hash).map.write().end_refresh(
+                hash,
+                flight,
+                End::Failed { retry },
+                self.layout,
+            );
             bump(&self.counters.detached);
             bump(&self.counters.refresh_detached);
             return Removals::new();
@@ -535,9 +537,10 @@ where
     }
 
     /// Removes the flight from its key, if the key still holds it (failed or panicked flights);
-    /// a refresh is detached from its entry, which stays. Reports nothing and runs no user code
-    /// but `Hash`/`Eq` (and, for a refresh that failed without a panic, the clock), so it is
-    /// safe while unwinding.
+    /// a refresh is detached from its entry, which stays (and, if the refresh was automatic,
+    /// its next automatic refresh waits an interval). Reports nothing and runs no user code but
+    /// `Hash`/`Eq` (and, for a refresh that failed without a panic, the clock), so it is safe
+    /// while unwinding.
     pub(crate) fn discard<Q>(&self, key: &Q, flight: &Arc<Flight<V>>)
     where
         K: Borrow<Q>,
@@ -545,18 +548,20 @@ where
     {
         let hash = self.hash(key);
         if flight.refreshes().is_some() {
-            // The entry stays; its next automatic refresh waits an interval from now. While
-            // unwinding the clock (user code) is not read: a panic there would abort, and an
-            // automatic refresh already moved its retry to an interval after its start.
+            // The entry stays; after an automatic refresh, its next one waits an interval from
+            // now. While unwinding the clock (user code) is not read: a panic there would abort,
+            // and an automatic refresh already moved its retry to an interval after its start.
             let retry = if std::thread::panicking() {
                 Tick(0)
             } else {
                 self.retry_at(self.moment().now)
             };
-            self.shard(hash)
-                .map
-                .write()
-                .fail_refresh(hash, flight, retry, self.layout);
+            self.shard(hash).map.write().end_refresh(
+                hash,
+                flight,
+                End::Failed { retry },
+                self.layout,
+            );
             bump(&self.counters.refresh_failed);
             return;
         }
@@ -569,7 +574,9 @@ where
     }
 
     /// A caller leaves its flight without taking a result (it was dropped). The last caller of
-    /// an unfinished flight abandons it: the future is dropped and the key freed.
+    /// an unfinished flight abandons it: the future is dropped and the key freed. An abandoned
+    /// refresh is a cancellation, not a failure: its entry's next automatic refresh is not held
+    /// off (Guava #3851).
     pub(crate) fn leave<Q>(&self, key: &Q, flight: &Arc<Flight<V>>, waiter: Option<WaiterId>)
     where
         K: Borrow<Q>,
@@ -582,6 +589,10 @@ where
                 let mut map = self.shard(hash).map.write();
                 let leave = flight.leave(waiter, true);
                 let removed = match leave {
+                    Leave::Abandoned(..) if flight.refreshes().is_some() => {
+                        map.end_refresh(hash, flight, End::Cancelled, self.layout);
+                        None
+                    }
                     Leave::Abandoned(..) => map.remove_flight(hash, key, flight),
                     _ => None,
                 };

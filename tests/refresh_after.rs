@@ -9,63 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_memo::{AsyncMemo, ManualClock, MemoBuilder};
+use common::auto_refresh::{EVERY, Queue, memo};
 use common::{counted, secs};
 use futures::executor::block_on;
-
-type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// A spawner that queues tasks, so the test decides when each runs.
-#[derive(Clone, Default)]
-struct Queue(Arc<Mutex<Vec<Task>>>);
-
-impl Queue {
-    fn spawner(&self) -> impl Fn(Task) + Send + Sync + 'static {
-        let queue = Arc::clone(&self.0);
-        move |task| queue.lock().unwrap().push(task)
-    }
-    fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
-    }
-    fn run_all(&self) {
-        let tasks: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
-        for task in tasks {
-            block_on(task);
-        }
-    }
-}
-
-/// Where an entry keeps its refresh due tick (`Layout` in src/expiry.rs): in the entry's own
-/// word of time, or beside the entry when a time to idle takes that word. Every test that builds
-/// its memo with [`memo`] runs in each.
-#[derive(Clone, Copy, Debug)]
-enum Times {
-    RefreshOnly,
-    WithIdle,
-    WithIdleAndLive,
-}
-
-const EVERY: [Times; 3] = [Times::RefreshOnly, Times::WithIdle, Times::WithIdleAndLive];
-
-/// Longer than any test runs its clock: the idle and live rules are there, never due.
-const LONG: Duration = Duration::from_secs(1 << 40);
-
-fn memo(
-    times: Times,
-    after: Duration,
-    queue: &Queue,
-    clock: &ManualClock,
-) -> AsyncMemo<&'static str, u32> {
-    let builder = AsyncMemo::builder();
-    let builder = match times {
-        Times::RefreshOnly => builder,
-        Times::WithIdle => builder.time_to_idle(LONG),
-        Times::WithIdleAndLive => builder.time_to_idle(LONG).time_to_live(LONG),
-    };
-    builder
-        .refresh_after(after, queue.spawner())
-        .clock(clock.clone())
-        .build()
-}
 
 #[test]
 fn a_stale_read_returns_at_once_and_spawns_one_refresh() {

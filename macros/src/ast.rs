@@ -1,11 +1,11 @@
 //! The typed model of one `#[memoize(...)] async fn`: what was written, parsed but not yet
 //! judged. `valid.rs` checks it; `expand.rs` generates code only from a checked model.
 
+use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::spanned::Spanned;
 use syn::{
-    Attribute, Block, Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Receiver,
-    ReturnType, Signature, Token, Type, Visibility,
+    Attribute, Block, Expr, ExprLit, FnArg, GenericArgument, Ident, ItemFn, Lit, Pat, Path,
+    PathArguments, Receiver, ReturnType, Signature, Token, Type, Visibility,
 };
 
 /// The annotated function.
@@ -42,15 +42,17 @@ pub(crate) enum ArgShape {
 
 /// What the function returns, and so what the memo stores.
 pub(crate) enum Output {
-    /// Any other type (`Option<T>` included): stored as is.
+    /// Any other type (`Option<T>` included), or any type with `result = false`: stored as is.
     Value(Box<Type>),
-    /// A type whose last path segment is `Result`: only `Ok` values are stored. `ok` and `err`
-    /// are the type arguments when both are written (`Result<T, E>`), or projections through
-    /// `__private::Fallible` for an alias such as `io::Result<T>`.
+    /// A type whose last path segment is `Result`, or any type with `result = true`: only `Ok`
+    /// values are stored.
     Fallible {
         ty: Box<Type>,
-        ok: Box<Type>,
-        err: Box<Type>,
+        /// `Some((ok, err))` when the type is spelled `Result<T, E>` (its last segment, with two
+        /// type arguments); `None` for any other spelling (`io::Result<T>`, an alias named
+        /// otherwise), whose `Ok` and `Err` types are projections through
+        /// `__private::Fallible`, built by `expand.rs` once it knows the crate path.
+        written: Option<(Box<Type>, Box<Type>)>,
     },
 }
 
@@ -63,6 +65,12 @@ pub(crate) struct Options {
     pub(crate) shards: Option<(Ident, Expr)>,
     pub(crate) clock: Option<(Ident, Expr)>,
     pub(crate) key: Option<KeyOption>,
+    /// `result = <bool>`: overrides whether the return type is taken for a `Result`.
+    pub(crate) result: Option<(Ident, Expr)>,
+    /// `in_impl = <bool>`: an associated function without a receiver.
+    pub(crate) in_impl: Option<(Ident, Expr)>,
+    /// `crate = "<path>"`: where the expansion finds `async_memo` (tokio's spelling).
+    pub(crate) krate: Option<(Ident, Expr)>,
 }
 
 /// `key: Type = expr`.
@@ -72,14 +80,73 @@ pub(crate) struct KeyOption {
     pub(crate) expr: Expr,
 }
 
-pub(crate) const OPTION_NAMES: &str =
-    "`max_capacity`, `time_to_live`, `time_to_idle`, `shards`, `clock`, `key: Type = expr`";
+pub(crate) const OPTION_NAMES: &str = "`max_capacity`, `time_to_live`, `time_to_idle`, `shards`, \
+     `clock`, `key: Type = expr`, `result`, `in_impl`, `crate`";
+
+impl Options {
+    /// The value of a `name = true|false` option, if it is given as a `bool` literal (anything
+    /// else is reported by `valid.rs`).
+    pub(crate) fn flag(option: &Option<(Ident, Expr)>) -> Option<bool> {
+        match option {
+            Some((
+                _,
+                Expr::Lit(ExprLit {
+                    lit: Lit::Bool(b), ..
+                }),
+            )) => Some(b.value),
+            _ => None,
+        }
+    }
+
+    /// Whether the function is an associated function: it has a receiver, or `in_impl = true`.
+    pub(crate) fn in_impl(&self, receiver: Option<&Receiver>) -> bool {
+        receiver.is_some() || Options::flag(&self.in_impl) == Some(true)
+    }
+
+    /// The path of the core crate: `::async_memo`, or the one `crate = "path"` names.
+    pub(crate) fn crate_path(&self) -> syn::Result<Path> {
+        match &self.krate {
+            None => Ok(syn::parse_quote!(::async_memo)),
+            Some((
+                name,
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(path),
+                    ..
+                }),
+            )) => path.parse::<Path>().map_err(|_| {
+                syn::Error::new(
+                    path.span(),
+                    format!(
+                        "`{name}` takes the path of the `async-memo` crate as your crate \
+                             names it, in a string: `crate = \"memo\"` or \
+                             `crate = \"my_framework::memo\"`"
+                    ),
+                )
+            }),
+            Some((name, other)) => {
+                // Show the fix with the path the user wrote, when it is one.
+                let example = match other {
+                    Expr::Path(path) if path.qself.is_none() => path_text(&path.path),
+                    _ => "memo".to_string(),
+                };
+                Err(syn::Error::new_spanned(
+                    other,
+                    format!(
+                        "`{name}` takes a string, as in tokio's and serde's attributes: \
+                         `crate = \"{example}\"`"
+                    ),
+                ))
+            }
+        }
+    }
+}
 
 impl Parse for Options {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let mut options = Options::default();
         while !input.is_empty() {
-            let name: Ident = input.parse()?;
+            // `crate` is a keyword: take any identifier, keywords included.
+            let name = Ident::parse_any(input)?;
             if name == "key" {
                 if options.key.is_some() {
                     return Err(duplicate(&name));
@@ -102,6 +169,9 @@ impl Parse for Options {
                     "time_to_idle" => &mut options.time_to_idle,
                     "shards" => &mut options.shards,
                     "clock" => &mut options.clock,
+                    "result" => &mut options.result,
+                    "in_impl" => &mut options.in_impl,
+                    "crate" => &mut options.krate,
                     _ => {
                         return Err(syn::Error::new(
                             name.span(),
@@ -177,7 +247,7 @@ impl Memoized {
                 }
             }
         }
-        let output = Output::from_return(&sig.output);
+        let output = Output::from_return(&sig.output, Options::flag(&options.result));
         Memoized {
             attrs,
             vis,
@@ -192,19 +262,54 @@ impl Memoized {
 }
 
 impl Output {
-    fn from_return(output: &ReturnType) -> Self {
+    /// Reads the return type. `result` is the `result = <bool>` option: `None` lets the
+    /// spelling decide (a last path segment `Result` is a `Result`).
+    fn from_return(output: &ReturnType, result: Option<bool>) -> Self {
         let ty = match output {
             ReturnType::Default => return Output::Value(Box::new(syn::parse_quote!(()))),
             ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        let Type::Path(path) = &ty else {
-            return Output::Value(Box::new(ty));
+        let written = match (result, Spelling::of(&ty)) {
+            (Some(false), _) | (None, Spelling::Other) => return Output::Value(Box::new(ty)),
+            (_, Spelling::ResultOf(ok, err)) => Some((ok, err)),
+            (_, Spelling::ResultAlias) | (Some(true), Spelling::Other) => None,
+        };
+        Output::Fallible {
+            ty: Box::new(ty),
+            written,
+        }
+    }
+
+    /// The return type as written.
+    pub(crate) fn ty(&self) -> &Type {
+        match self {
+            Output::Value(ty) | Output::Fallible { ty, .. } => ty,
+        }
+    }
+}
+
+/// How a return type is spelled, as far as `Result` goes: the macro sees tokens, not types, so
+/// an alias is recognised by its last path segment alone.
+enum Spelling {
+    /// `Result<T, E>`, `std::result::Result<T, E>`: a last segment `Result` with two type
+    /// arguments, taken as `Ok` and `Err`.
+    ResultOf(Box<Type>, Box<Type>),
+    /// Any other path whose last segment is `Result` (`io::Result<T>`, `anyhow::Result<T>`).
+    ResultAlias,
+    /// Everything else, `type Fallible<T> = Result<T, E>` included.
+    Other,
+}
+
+impl Spelling {
+    fn of(ty: &Type) -> Self {
+        let Type::Path(path) = ty else {
+            return Spelling::Other;
         };
         let Some(last) = path.path.segments.last() else {
-            return Output::Value(Box::new(ty));
+            return Spelling::Other;
         };
         if path.qself.is_some() || last.ident != "Result" {
-            return Output::Value(Box::new(ty));
+            return Spelling::Other;
         }
         let written: Vec<&Type> = match &last.arguments {
             PathArguments::AngleBracketed(args) => args
@@ -217,34 +322,26 @@ impl Output {
                 .collect(),
             _ => Vec::new(),
         };
-        let (ok, err) = match written.as_slice() {
-            [ok, err] => (Box::new((*ok).clone()), Box::new((*err).clone())),
-            _ => {
-                let span = ty.span();
-                (
-                    Box::new(
-                        syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Ok),
-                    ),
-                    Box::new(
-                        syn::parse_quote_spanned!(span=> <#ty as ::async_memo::__private::Fallible>::Err),
-                    ),
-                )
-            }
-        };
-        Output::Fallible {
-            ty: Box::new(ty),
-            ok,
-            err,
+        match written.as_slice() {
+            [ok, err] => Spelling::ResultOf(Box::new((*ok).clone()), Box::new((*err).clone())),
+            _ => Spelling::ResultAlias,
         }
     }
+}
 
-    /// The type the memo stores.
-    pub(crate) fn value(&self) -> &Type {
-        match self {
-            Output::Value(ty) => ty,
-            Output::Fallible { ok, .. } => ok,
-        }
-    }
+/// A path as written, without spaces or generic arguments: `::async_memo`, `my_framework::memo`.
+pub(crate) fn path_text(path: &Path) -> String {
+    let segments: Vec<String> = path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    let leading = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{leading}{}", segments.join("::"))
 }
 
 /// Parses the attribute's arguments.

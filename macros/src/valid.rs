@@ -6,7 +6,7 @@ use quote::ToTokens;
 use syn::visit::Visit;
 use syn::{Error, Expr, Lit, Result, Type};
 
-use crate::ast::{ArgShape, Memoized, Output};
+use crate::ast::{ArgShape, Memoized, Options};
 
 impl Memoized {
     pub(crate) fn validate(&self) -> Result<()> {
@@ -96,7 +96,7 @@ impl Memoized {
                 ArgShape::MutBorrowed => None,
             })
             .chain(self.options.key.as_ref().map(|key| &key.ty))
-            .chain(value_types(&self.output));
+            .chain([self.output.ty()]);
         for ty in owned_types {
             if let Some(borrow) = find_borrow(ty) {
                 errors.push(
@@ -112,7 +112,7 @@ impl Memoized {
             Some(key) => vec![&key.ty],
             None => self.args.iter().map(|a| &a.ty).collect(),
         };
-        for ty in key_types.into_iter().chain(value_types(&self.output)) {
+        for ty in key_types.into_iter().chain([self.output.ty()]) {
             if let Some(token) = find_self(ty.to_token_stream()) {
                 errors.push(
                     token,
@@ -126,14 +126,46 @@ impl Memoized {
                 errors.push(expr, format!("`{name}` must be at least 1"));
             }
         }
+        self.validate_flags(&mut errors);
+        if let Err(error) = self.options.crate_path() {
+            errors.combine(error);
+        }
         errors.finish()
     }
-}
 
-fn value_types(output: &Output) -> Vec<&Type> {
-    match output {
-        Output::Value(ty) => vec![ty],
-        Output::Fallible { ty, .. } => vec![ty],
+    /// `result` and `in_impl`: `bool` literals that agree with the function.
+    fn validate_flags(&self, errors: &mut Errors) {
+        let options = &self.options;
+        for option in [&options.result, &options.in_impl] {
+            if let Some((name, expr)) = option {
+                if Options::flag(option).is_none() {
+                    errors.push(
+                        expr,
+                        format!("`{name}` takes `true` or `false`: `{name} = true`"),
+                    );
+                }
+            }
+        }
+        if let Some((name, _)) = &options.result {
+            if Options::flag(&options.result) == Some(true)
+                && matches!(self.sig.output, syn::ReturnType::Default)
+            {
+                errors.push(
+                    name,
+                    "`result = true` needs a return type that is a `Result<T, E>` (under any \
+                     name, e.g. an alias): only its `Ok` values are stored",
+                );
+            }
+        }
+        if let (Some(_), Some((name, expr))) = (&self.receiver, &options.in_impl) {
+            if Options::flag(&options.in_impl) == Some(false) {
+                errors.push(
+                    quote::quote!(#name = #expr),
+                    "a method (a function with a receiver) is always in an `impl`: remove \
+                     `in_impl = false`",
+                );
+            }
+        }
     }
 }
 
@@ -144,7 +176,10 @@ impl Errors {
     /// An error spanning `tokens`, first to last (`Error::new_spanned` does this on stable,
     /// where one span cannot be joined from two).
     fn push(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
-        let error = Error::new_spanned(tokens, message);
+        self.combine(Error::new_spanned(tokens, message));
+    }
+
+    fn combine(&mut self, error: Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
             None => self.0 = Some(error),

@@ -145,6 +145,28 @@ fn arguments_may_be_named_key_or_like_any_generated_name() {
     );
 }
 
+/// Arguments named exactly like the generated functions the expansion calls: the body function
+/// `__memoize_<fn>`, the accessor `<fn>_memo` and the companion `<fn>_entry`. Each call inside
+/// the expansion still reaches the function, not the argument (once an E0308 for the body).
+#[memoize]
+async fn shadow(__memoize_shadow: u32, shadow_memo: u32, shadow_entry: &str) -> String {
+    format!("{__memoize_shadow}{shadow_memo}{shadow_entry}")
+}
+
+#[memoize]
+async fn shadow_one(__memoize_shadow_one: u32) -> u32 {
+    __memoize_shadow_one + 1
+}
+
+#[test]
+fn arguments_may_be_named_like_the_generated_functions() {
+    assert_eq!(block_on(shadow(1, 2, "3")), "123");
+    assert_eq!(block_on(shadow_entry(1, 2, "3")).into_value(), "123");
+    assert!(shadow_memo().get(&(1, 2, "3".to_string())).is_some());
+    assert_eq!(block_on(shadow_one(41)), 42);
+    assert_eq!(shadow_one_memo().len(), 1);
+}
+
 static LOOKUP_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[memoize]

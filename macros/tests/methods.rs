@@ -1,5 +1,6 @@
 //! Methods of an inherent impl: `&self`, `self: Arc<Self>` and `self`, each with `key`, one
-//! memo shared by every instance, reached as `Type::f_memo()`.
+//! memo shared by every instance, reached as `Type::f_memo()`; and associated functions without
+//! a receiver, with `in_impl = true`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,4 +79,36 @@ fn a_by_value_receiver_is_moved_into_the_body() {
         12,
         "memoized by id"
     );
+}
+
+static COUNTS: AtomicUsize = AtomicUsize::new(0);
+
+impl Directory {
+    /// No receiver: `in_impl = true` says it is in an `impl`. The body may name `Self`.
+    #[memoize(in_impl = true, max_capacity = 100)]
+    pub async fn count(tenant: u32) -> u64 {
+        COUNTS.fetch_add(1, Ordering::SeqCst);
+        u64::from(Self::new(tenant).tenant) * 10
+    }
+
+    #[memoize(in_impl = true)]
+    async fn lookup(tenant: u32, name: &str) -> Result<String, String> {
+        if name.is_empty() {
+            return Err("empty name".into());
+        }
+        Ok(format!("{name}@{tenant}"))
+    }
+}
+
+#[test]
+fn an_associated_function_with_in_impl_is_memoized() {
+    assert_eq!(block_on(Directory::count(4)), 40);
+    assert_eq!(block_on(Directory::count(4)), 40);
+    assert_eq!(COUNTS.load(Ordering::SeqCst), 1);
+    let memo: &'static async_memo::AsyncMemo<u32, u64> = Directory::count_memo();
+    assert_eq!(memo.len(), 1);
+
+    assert_eq!(block_on(Directory::lookup(1, "")), Err("empty name".into()));
+    assert_eq!(block_on(Directory::lookup(1, "ann")), Ok("ann@1".into()));
+    assert_eq!(Directory::lookup_memo().len(), 1, "only the Ok is stored");
 }

@@ -1,5 +1,6 @@
 //! Each option of `#[memoize(...)]` reaches the memo: capacity, shards, time to live, time to
-//! idle (with a `ManualClock` through `clock`), and a chosen key.
+//! idle (with a `ManualClock` through `clock`), a chosen key, and `result` deciding whether an
+//! `Err` is stored. (`in_impl` is in `methods.rs`, `crate` in the `renamed` test package.)
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,4 +112,72 @@ async fn everything(a: u8, b: u8) -> u16 {
 fn all_options_together() {
     assert_eq!(block_on(everything(1, 2)), 3);
     assert_eq!(block_on(everything(1, 5)), 3, "keyed by `a` only");
+}
+
+/// An alias named otherwise than `Result`: the macro sees only tokens, so on its own it takes
+/// this for a plain value.
+type Fallible<T> = Result<T, String>;
+
+static ALIAS_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize]
+async fn alias_unmarked(n: u32) -> Fallible<u32> {
+    ALIAS_RUNS.fetch_add(1, Ordering::SeqCst);
+    Err(format!("{n} failed"))
+}
+
+#[test]
+fn without_result_an_alias_named_otherwise_is_stored_err_included() {
+    assert_eq!(block_on(alias_unmarked(1)), Err("1 failed".to_string()));
+    assert_eq!(block_on(alias_unmarked(1)), Err("1 failed".to_string()));
+    assert_eq!(
+        ALIAS_RUNS.load(Ordering::SeqCst),
+        1,
+        "the error was memoized"
+    );
+    let _: &'static async_memo::AsyncMemo<u32, Fallible<u32>> = alias_unmarked_memo();
+}
+
+static MARKED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(result = true)]
+async fn alias_marked(n: u32) -> Fallible<u32> {
+    let run = MARKED_RUNS.fetch_add(1, Ordering::SeqCst);
+    if run == 0 {
+        Err(format!("{n} failed"))
+    } else {
+        Ok(n * 10)
+    }
+}
+
+#[test]
+fn result_true_gives_an_alias_the_result_behaviour() {
+    assert_eq!(block_on(alias_marked(1)), Err("1 failed".to_string()));
+    assert!(alias_marked_memo().is_empty(), "the error was not stored");
+    assert_eq!(block_on(alias_marked(1)), Ok(10), "the body ran again");
+    assert_eq!(block_on(alias_marked(1)), Ok(10));
+    assert_eq!(MARKED_RUNS.load(Ordering::SeqCst), 2, "the Ok was memoized");
+    let memo: &'static async_memo::AsyncMemo<u32, u32> = alias_marked_memo();
+    assert_eq!(memo.get(&1).map(|e| e.into_value()), Some(10));
+}
+
+static KEPT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A negative answer worth keeping: `result = false` stores the `Result` as it is.
+#[memoize(result = false)]
+async fn user_exists(name: &str) -> Result<u64, String> {
+    KEPT_RUNS.fetch_add(1, Ordering::SeqCst);
+    Err(format!("no user {name}"))
+}
+
+#[test]
+fn result_false_stores_a_result_err_included() {
+    assert_eq!(block_on(user_exists("zed")), Err("no user zed".to_string()));
+    assert_eq!(block_on(user_exists("zed")), Err("no user zed".to_string()));
+    assert_eq!(
+        KEPT_RUNS.load(Ordering::SeqCst),
+        1,
+        "the error was memoized"
+    );
+    let _: &'static async_memo::AsyncMemo<String, Result<u64, String>> = user_exists_memo();
 }

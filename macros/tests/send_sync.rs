@@ -1,5 +1,6 @@
-//! Auto traits of what the attribute generates: the memoized function's future is `Send` (it can
-//! be spawned) when its arguments are `Sync`/`Send`, and the accessor's memo is `Send + Sync`.
+//! Auto traits of what the attribute generates: the memoized function's future and its
+//! `f_entry` companion's are `Send` (they can be spawned) when the arguments are `Sync`/`Send`,
+//! and the accessor's memo is `Send + Sync`.
 
 use async_memo::{AsyncMemo, memoize};
 
@@ -26,6 +27,11 @@ impl Service {
     async fn call(&self, n: u8) -> u32 {
         self.id + u32::from(n)
     }
+
+    #[memoize(in_impl = true)]
+    async fn count(n: u8) -> u8 {
+        n
+    }
 }
 
 #[test]
@@ -35,9 +41,14 @@ fn generated_futures_are_send_and_memos_send_sync() {
     assert_send(&by_ref(&text));
     let service = Service { id: 1 };
     assert_send(&service.call(2));
+    assert_send(&by_value_entry(1, "x".into()));
+    assert_send(&by_ref_entry(&text));
+    assert_send(&service.call_entry(2));
+    assert_send(&Service::count_entry(3));
 
     let memo: &'static AsyncMemo<(u64, String), Vec<u8>> = by_value_memo();
     assert_send_sync(&memo);
     assert_send_sync(&by_ref_memo());
     assert_send_sync(&Service::call_memo());
+    assert_send_sync(&Service::count_memo());
 }

@@ -20,15 +20,27 @@ where
     /// while it runs; it commits only onto the entry it refreshes (see
     /// [`AsyncMemo::refresh`](crate::AsyncMemo::refresh)). Plain [`get`](crate::AsyncMemo::get) never starts one.
     ///
-    /// - A refresh that fails or panics leaves the entry in place; the next automatic attempt
-    ///   for it waits `after` from the failure (one attempt per interval while the source is
-    ///   down; Caffeine #286). A panic ends the spawned task quietly after the panic hook ran.
-    ///   Manual [`refresh`](crate::AsyncMemo::refresh) calls are not throttled.
+    /// - An automatic refresh that fails (an error, a panic, or a value too heavy to store)
+    ///   leaves the entry in place; the next automatic attempt for it waits `after` from the
+    ///   failure (one attempt per interval while the source is down; Caffeine #286). A panic
+    ///   ends the spawned task quietly after the panic hook ran.
+    /// - Nothing else holds automatic refreshes off. Manual
+    ///   [`refresh`](crate::AsyncMemo::refresh) calls are never throttled, and one that fails
+    ///   leaves the entry as due as it was: the next stale read starts an automatic refresh
+    ///   (Caffeine #498). A refresh belongs to whoever started it: a manual call that joins an
+    ///   automatic refresh in flight receives its error, and that failure holds off the next
+    ///   automatic attempt; a stale read that finds a manual refresh in flight starts nothing,
+    ///   and if that refresh fails the next stale read starts one. Detaching a refresh by its
+    ///   epoch (`invalidate(key, refreshing(key))`) is not a failure either.
     /// - `after` at or above the entry's time to live never fires: an expired entry is never
     ///   served, so it is never found stale. `Duration::ZERO` makes every read of a committed
     ///   entry start a refresh unless one is in flight; `Duration::MAX` never fires.
-    /// - If `spawn` drops the task (a runtime shutting down, say) or panics, the refresh is
-    ///   abandoned, as if its last caller went away, and the entry stays.
+    /// - If `spawn` drops the task (a full executor, a runtime shutting down) or panics, or
+    ///   the task is dropped before it ends, the refresh is abandoned, as if its last caller
+    ///   went away: a cancellation, not a failure. The entry stays, as due as before, and the
+    ///   next stale read hands a new refresh to `spawn` (Guava #3851, where a discarded
+    ///   refresh task stopped refreshes for good) — so a spawner that refuses work should
+    ///   refuse it cheaply.
     /// - Cost: a memo with `refresh_after` reads its clock on every get-or-init read (to find
     ///   stale entries), as an expiring memo does. Without a time to live, a time to idle or
     ///   `expire_after`, that clock is by default [`CoarseClock`](crate::CoarseClock) (where

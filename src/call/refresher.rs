@@ -48,7 +48,8 @@ where
     flight.hand_off(future);
     guard.disarm();
     // If the spawner drops the task, or panics, the task's call is dropped: as the refresh's
-    // last caller it abandons the refresh, and the entry stays.
+    // last caller it abandons the refresh, and the entry stays, as due as before (a
+    // cancellation holds nothing off: the next stale read starts a new refresh).
     (rule.spawn)((rule.launch)(Arc::clone(table), task_key, flight));
 }
 

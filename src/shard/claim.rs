@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::sync::Arc;
 
+use super::refreshes::Origin;
 use super::{Bucket, ShardMap, Slot, is_key};
 use crate::expiry::Moment;
 use crate::flight::Flight;
@@ -96,7 +97,8 @@ where
                 }
                 let base = matches!(want, Want::RefreshIf(_)).then(|| ready.entry.clone());
                 let flight = Flight::new(Epoch::next(), Some(of));
-                self.refreshes.attach(hash, Arc::clone(&flight));
+                self.refreshes
+                    .attach(hash, Arc::clone(&flight), Origin::Manual, None);
                 return (Claim::Created(flight, base), Some(owned));
             }
             (Slot::Flight(_), Want::RefreshIf(_)) => return (Claim::Gone, Some(owned)),

@@ -2,10 +2,16 @@
 //! refreshes (compare-and-swap on that entry's epoch), and `replace` stores a value only over the
 //! epoch its caller observed. Caffeine #193 (a refresh finishing after an invalidation stored its
 //! stale value) cannot happen: whatever removes the entry detaches its refresh (invariant 6).
+//!
+//! A refresh that ends without committing moves its entry's next automatic refresh only if it
+//! was automatic and failed (`end_refresh`, refreshes invariant 4): a failed manual refresh
+//! (Caffeine #498), a cancelled one (its spawned task dropped: Guava #3851) and one detached by
+//! its epoch leave the entry as due as they found it.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
 
+use super::refreshes::{DetachedRefresh, Origin};
 use super::{Arrival, Bucket, Detached, Ready, Refreshes, ShardMap, Slot, arrive, is_key};
 use crate::clock::Tick;
 use crate::expiry::{Layout, Moment};
@@ -17,6 +23,17 @@ use crate::{Entry, Epoch, RemovalCause};
 /// A `replace` that did not swap: the epoch the key holds, and the key and arrival it did not
 /// store.
 pub(crate) type Unswapped<K, V> = (Option<Epoch>, K, Arrival<V>);
+
+/// How a refresh ended without committing, as its entry's next automatic refresh sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum End {
+    /// An error, a panic, or a value too heavy to store. If the refresh was automatic, the
+    /// entry's next automatic refresh waits until `retry` (Caffeine #286).
+    Failed { retry: Tick },
+    /// Its last caller went away (a dropped task included), or it was detached by its epoch
+    /// while its entry stays: nothing failed, and nothing is held off.
+    Cancelled,
+}
 
 impl<K, V> ShardMap<K, V>
 where
@@ -75,7 +92,7 @@ where
         K: Eq,
     {
         let of = flight.refreshes().expect("a refresh flight");
-        if !self.refreshes.detach_exact(hash, flight) {
+        if self.refreshes.detach_exact(hash, flight).is_none() {
             // Seeded bug (.ci/mutants): a detached refresh stores its value anyway (Caffeine #193).
             #[cfg(async_memo_mutant = "refresh_commits_after_detach")]
             return Ok(drop(self.insert(hash, owned, arrival, at, out)));
@@ -117,34 +134,72 @@ where
         Ok(())
     }
 
-    /// A refresh failed or panicked: detaches it, and holds off the entry's next automatic
-    /// refresh until `retry` (one attempt per interval while the source is down).
-    pub(crate) fn fail_refresh(
+    /// A refresh ended without committing (`end`): detaches it if it is still attached, and
+    /// settles its entry's next automatic refresh. Only a failed automatic refresh holds it off
+    /// (until `retry`, or later if it was due later); any other end puts back the due tick that
+    /// reads moved on while the refresh was in flight (refreshes invariant 4). A refresh that
+    /// was detached already changes nothing: it no longer speaks for any entry. Runs no user
+    /// code, so it is safe while unwinding.
+    pub(crate) fn end_refresh(
         &mut self,
         hash: u64,
         flight: &Arc<Flight<V>>,
-        retry: Tick,
+        end: End,
         layout: Layout,
     ) {
-        self.refreshes.detach_exact(hash, flight);
-        let Some(of) = flight.refreshes() else {
+        let Some(detached) = self.refreshes.detach_exact(hash, flight) else {
             return;
         };
-        let entry = self.table.find_mut(hash, |b| {
+        let of = flight.refreshes().expect("a refresh flight");
+        let entry = self.table.find(hash, |b| {
             b.hash == hash && matches!(&b.slot, Slot::Ready(r) if r.entry.epoch() == of)
         });
-        if let Some(Bucket {
+        let Some(Bucket {
             slot: Slot::Ready(ready),
             ..
         }) = entry
-        {
-            let due = Self::refresh_at(&self.refreshes, hash, ready, layout);
-            Self::set_refresh_at(&mut self.refreshes, hash, ready, due.max(retry), layout);
-        }
+        else {
+            debug_assert!(
+                false,
+                "invariant 6: an attached refresh's entry is in the table"
+            );
+            return;
+        };
+        Self::settle_due(&mut self.refreshes, hash, ready, detached, end, layout);
     }
 
-    /// Detaches the refresh of `key` if its epoch is `observed`; the entry stays.
-    pub(crate) fn detach_refresh<Q>(&mut self, hash: u64, key: &Q, observed: Epoch) -> bool
+    /// Sets the due tick of `ready`, whose refresh `detached` ended by `end`.
+    fn settle_due(
+        refreshes: &mut Refreshes<V>,
+        hash: u64,
+        ready: &Ready<V>,
+        detached: DetachedRefresh,
+        end: End,
+        layout: Layout,
+    ) {
+        let due = match (end, detached.origin) {
+            (End::Failed { retry }, Origin::Automatic) => {
+                Self::refresh_at(refreshes, hash, ready, layout).max(retry)
+            }
+            // A manual refresh is its caller's business (Caffeine #498); a cancelled one did
+            // not fail (Guava #3851): the entry is as due as before reads found the refresh.
+            (End::Failed { .. } | End::Cancelled, _) => match detached.moved_from {
+                Some(due) => due,
+                None => return,
+            },
+        };
+        Self::set_refresh_at(refreshes, hash, ready, due, layout);
+    }
+
+    /// Detaches the refresh of `key` if its epoch is `observed`; the entry stays, as due as
+    /// the refresh found it (a detach is not a failure: see `end_refresh`).
+    pub(crate) fn detach_refresh<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        observed: Epoch,
+        layout: Layout,
+    ) -> bool
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -159,7 +214,8 @@ where
         match self.refreshes.get(hash, ready.entry.epoch()) {
             Some(flight) if flight.epoch() == observed => {
                 let flight = Arc::clone(flight);
-                self.refreshes.detach_exact(hash, &flight)
+                self.end_refresh(hash, &flight, End::Cancelled, layout);
+                true
             }
             _ => false,
         }
@@ -182,7 +238,9 @@ where
 
     /// Starts the automatic refresh of the entry `of`, if it is still the key's, unexpired, due,
     /// and has no refresh in flight. Its next automatic attempt moves to `retry` either way, so
-    /// a burst of stale reads takes the write lock a few times, not once each.
+    /// a burst of stale reads takes the write lock a few times, not once each; the refresh in
+    /// flight remembers the tick it moved from, to put back if it ends without holding off
+    /// (a manual refresh that fails, or any refresh cancelled: `end_refresh`).
     pub(crate) fn begin_auto_refresh<Q>(
         &mut self,
         hash: u64,
@@ -201,15 +259,18 @@ where
         if ready.entry.epoch() != of || ready.is_expired(at) {
             return None;
         }
-        if at.now < Self::refresh_at(&self.refreshes, hash, ready, at.layout) {
+        let due = Self::refresh_at(&self.refreshes, hash, ready, at.layout);
+        if at.now < due {
             return None;
         }
         Self::set_refresh_at(&mut self.refreshes, hash, ready, retry, at.layout);
-        if self.refreshes.get(hash, of).is_some() {
-            return None; // a manual refresh is already in flight
+        if self.refreshes.moved(hash, of, due) {
+            return None; // a refresh is in flight already (a manual one, say)
         }
         let flight = Flight::new(Epoch::next(), Some(of));
-        self.refreshes.attach(hash, Arc::clone(&flight));
+        let origin = Origin::Automatic;
+        self.refreshes
+            .attach(hash, Arc::clone(&flight), origin, Some(due));
         Some(flight)
     }
 

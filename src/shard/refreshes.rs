@@ -16,6 +16,11 @@
 //!    ready entry's refresh due tick is kept in `dues` under its hash and epoch, set when the
 //!    entry arrives and removed by the same `detach` that detaches its refresh: every path that
 //!    removes an entry calls it (shard invariant 6), so no due tick outlives its entry.
+//! 4. Each refresh here knows who started it ([`Origin`]) and, if reads moved its entry's due
+//!    tick on while it was in flight (its own start, or stale reads that found it), the tick
+//!    they moved it from. When it ends without committing, that tick is put back unless it was
+//!    automatic and failed (shard/refresh.rs, `end_refresh`): only a failed automatic refresh
+//!    holds off the next one (semantics 20).
 
 use std::sync::Arc;
 
@@ -25,9 +30,29 @@ use crate::Epoch;
 use crate::clock::Tick;
 use crate::flight::Flight;
 
+/// Who started a refresh: a stale read (`refresh_after`), or a caller of `refresh`,
+/// `try_refresh` or `refresh_if`. A refresh belongs to whoever started it, whoever joins it
+/// later: only an automatic one holds off the next automatic attempt when it fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Automatic,
+    Manual,
+}
+
 struct Refresh<V> {
     hash: u64,
     flight: Arc<Flight<V>>,
+    origin: Origin,
+    /// The entry's due tick before reads moved it on while this refresh is in flight
+    /// (invariant 4); `None` while none did.
+    moved_from: Option<Tick>,
+}
+
+/// What a refresh leaves behind when it is detached from its entry (invariant 4).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DetachedRefresh {
+    pub(crate) origin: Origin,
+    pub(crate) moved_from: Option<Tick>,
 }
 
 impl<V> Refresh<V> {
@@ -92,8 +117,15 @@ impl<V> Refreshes<V> {
         found.map(|r| &r.flight)
     }
 
-    /// Attaches `flight` to the entry `(hash, flight.refreshes())`, which has none (invariant 1).
-    pub(crate) fn attach(&mut self, hash: u64, flight: Arc<Flight<V>>) {
+    /// Attaches `flight`, started by `origin`, to the entry `(hash, flight.refreshes())`, which
+    /// has none (invariant 1). `moved_from`: the due tick its start moved on (invariant 4).
+    pub(crate) fn attach(
+        &mut self,
+        hash: u64,
+        flight: Arc<Flight<V>>,
+        origin: Origin,
+        moved_from: Option<Tick>,
+    ) {
         let of = flight
             .refreshes()
             .expect("invariant 1: a refresh names its entry");
@@ -101,8 +133,31 @@ impl<V> Refreshes<V> {
             self.get(hash, of).is_none(),
             "invariant 1: one refresh per entry"
         );
-        self.table
-            .insert_unique(hash, Refresh { hash, flight }, |r| r.hash);
+        let refresh = Refresh {
+            hash,
+            flight,
+            origin,
+            moved_from,
+        };
+        self.table.insert_unique(hash, refresh, |r| r.hash);
+    }
+
+    /// A stale read moved the due tick of the entry `(hash, of)` on from `due`: if a refresh is
+    /// in flight beside it, remembers the first such tick (invariant 4) and returns `true`.
+    pub(crate) fn moved(&mut self, hash: u64, of: Epoch, due: Tick) -> bool {
+        if self.table.is_empty() {
+            return false;
+        }
+        let found = self
+            .table
+            .find_mut(hash, |r| r.hash == hash && r.of() == Some(of));
+        match found {
+            Some(refresh) => {
+                refresh.moved_from.get_or_insert(due);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Detaches the refresh of the entry `(hash, of)`, if any: it will never commit. The entry
@@ -125,20 +180,24 @@ impl<V> Refreshes<V> {
         }
     }
 
-    /// Detaches exactly `flight` (a refresh that failed, panicked or was abandoned, or that
-    /// commits now). Returns whether it was still attached.
-    pub(crate) fn detach_exact(&mut self, hash: u64, flight: &Arc<Flight<V>>) -> bool {
-        match self
+    /// Detaches exactly `flight` (a refresh that failed, panicked or was abandoned or
+    /// detached by its epoch, or that commits now). `Some` if it was still attached.
+    pub(crate) fn detach_exact(
+        &mut self,
+        hash: u64,
+        flight: &Arc<Flight<V>>,
+    ) -> Option<DetachedRefresh> {
+        let found = self
             .table
             .find_entry(hash, |r| Arc::ptr_eq(&r.flight, flight))
-        {
-            Ok(found) => {
-                let (refresh, _) = found.remove();
-                release(refresh.flight);
-                true
-            }
-            Err(_) => false,
-        }
+            .ok()?;
+        let (refresh, _) = found.remove();
+        let detached = DetachedRefresh {
+            origin: refresh.origin,
+            moved_from: refresh.moved_from,
+        };
+        release(refresh.flight);
+        Some(detached)
     }
 
     /// Detaches every refresh (the shard is being cleared).

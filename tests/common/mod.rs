@@ -2,9 +2,11 @@
 //! dropped; `LiveCounted`, counted live), counted inits and drop-counted init futures, a removal
 //! log keyed by epoch, a hasher that places keys in chosen shards, hand-polling with a no-op or a
 //! counting waker, a spawned caller that joins a flight, and watchdogs that turn a deadlock or a
-//! lost wake-up into a test failure.
+//! lost wake-up into a test failure. Automatic refresh helpers are in [`auto_refresh`].
 
 #![allow(dead_code)]
+
+pub mod auto_refresh;
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;

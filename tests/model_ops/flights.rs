@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use async_memo::{Epoch, RemovalCause};
 
-use super::model::{CState, FState, MFlight, Model, Slot, flight_of};
+use super::auto_refresh::End;
+use super::model::{CState, FState, MFlight, Model, Origin, Slot};
 use super::op::{Init, Outcome};
 use super::real::{InitRun, PanicKind, Polled};
 
@@ -52,13 +53,16 @@ impl Model {
                 Outcome::Value => self.commit_refresh(f),
                 Outcome::Error => {
                     self.counters.failed += 1;
-                    self.throttle(key, flight_of(&self.flights[f]));
+                    let retry = self.retry_at();
+                    self.end_refresh(f, End::Failed { retry });
                 }
-                Outcome::Panic => self.counters.panicked += 1,
+                Outcome::Panic => {
+                    self.counters.panicked += 1;
+                    self.end_refresh(f, End::Failed { retry: None });
+                }
             }
             if outcome != Outcome::Value {
-                self.counters.refresh_failed += 1;
-                self.free(f); // the entry stays
+                self.counters.refresh_failed += 1; // the entry stays
             }
             self.flights[f].state = match outcome {
                 Outcome::Value => FState::Done { ok: true },
@@ -157,6 +161,8 @@ impl Model {
             init,
             fallible: kind.fallible(),
             refreshes: of,
+            origin: Origin::Manual,
+            moved_from: None,
             callers: BTreeSet::from([c]),
             attached: true,
             state: FState::Running,
@@ -317,6 +323,7 @@ impl Model {
         self.counters.panicked += 1;
         if self.flights[f].refreshes.is_some() {
             self.counters.refresh_failed += 1;
+            self.end_refresh(f, End::Failed { retry: None });
         }
         self.free(f);
         self.flights[f].state = FState::Panicked;

@@ -10,11 +10,15 @@
 //! runs, and an error or panic leaves the entry. With `refresh_after`, a `get_or_init`-family
 //! read of an entry due for a refresh (a time per entry, set at its commit) returns it and
 //! starts one refresh with its own init, unless one is in flight; either way the entry's next
-//! automatic attempt moves `after` on, and so it does from a refresh's failure (not from a
-//! panic). The spawner queues the task; the interpreter adds it to the live calls, as the
-//! refresh's creator whose output is `()`. Every `get_or_init`, `refresh` (and `try_` form)
-//! call is a future polled by hand, on this thread, with a waker that counts its wake-ups, so a
-//! run is deterministic. After every op the interpreter checks:
+//! automatic attempt moves `after` on, and the refresh in flight remembers from when. A failed
+//! automatic refresh holds the next one off (an interval from an error; a panic keeps the
+//! retry its start set); a refresh that was manual, or cancelled (its last caller dropped), or
+//! detached by its epoch puts the remembered due tick back instead (semantics 20: Caffeine
+//! #498, Guava #3851). A refresh belongs to its starter, whoever joins it. The spawner queues
+//! the task; the interpreter adds it to the live calls, as the refresh's creator whose output
+//! is `()`. Every `get_or_init`, `refresh` (and `try_` form) call is a future polled by hand,
+//! on this thread, with a waker that counts its wake-ups, so a run is deterministic. After
+//! every op the interpreter checks:
 //!
 //! * every result (hit, joined value, shared error, panic, pending) is the model's;
 //! * the spawner received exactly the tasks of the automatic refreshes the model started;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_memo::{Epoch, RemovalCause};
 
+use super::auto_refresh::End;
 use super::op::{Config, Init, Kind, Outcome, own_interval};
 use super::real::{Gate, InitRun};
 
@@ -42,6 +43,11 @@ pub(super) struct MFlight {
     pub(super) fallible: bool,
     /// A refresh: the epoch of the ready entry it refreshes (and commits onto only).
     pub(super) refreshes: Option<Epoch>,
+    /// A refresh's starter: only a failed automatic refresh holds off the next one.
+    pub(super) origin: Origin,
+    /// The due tick stale reads moved a refresh's entry on from while it was in flight (its
+    /// own start, for an automatic one), to put back if it ends without holding off.
+    pub(super) moved_from: Option<u64>,
     pub(super) callers: BTreeSet<usize>,
     /// In its key's slot (a flight), or beside the entry it refreshes (a refresh).
     pub(super) attached: bool,
@@ -52,6 +58,14 @@ pub(super) struct MFlight {
     pub(super) yielded: bool,
     /// The `Arc<Failure>` the first receiver of this flight's error got.
     pub(super) error: Option<usize>,
+}
+
+/// Who started a refresh: a stale read (`refresh_after`) or a manual call. A refresh belongs
+/// to its starter, whoever joins it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    Automatic,
+    Manual,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,8 +271,8 @@ impl Model {
                     self.vacate(key, RemovalCause::Invalidated);
                     true
                 } else if let Some(r) = refresh.filter(|&r| self.flights[r].epoch == epoch) {
-                    // The refresh only: the entry stays.
-                    self.free(r);
+                    // The refresh only: the entry stays, as due as the refresh found it.
+                    self.end_refresh(r, End::Cancelled);
                     true
                 } else {
                     false
@@ -295,6 +309,9 @@ impl Model {
             if flight.state == FState::Running && flight.callers.is_empty() {
                 flight.state = FState::Abandoned;
                 self.counters.abandoned += 1;
+                if flight.refreshes.is_some() {
+                    self.end_refresh(f, End::Cancelled); // not a failure: nothing held off
+                }
                 self.free(f);
             }
         }

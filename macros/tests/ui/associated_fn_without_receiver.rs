@@ -3,8 +3,9 @@ use async_memo::memoize;
 struct Users;
 
 impl Users {
-    // Not supported: the generated function cannot tell it is in an `impl` without a
-    // receiver. Write a free function instead.
+    // An associated function without a receiver: the attribute cannot see that it is in an
+    // `impl`, so it must be told with `#[memoize(in_impl = true)]`. Without it, the first error
+    // says so.
     #[memoize]
     async fn count(tenant: u32) -> u64 {
         u64::from(tenant)
