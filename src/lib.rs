@@ -179,8 +179,9 @@
 //! in a ghost queue so that they go straight to main if they come back soon. It resists one-pass
 //! scans, and a read only sets a small counter in the entry, under the shard's *read* lock —
 //! unlike an LRU list, which every read must reorder under a write lock. We chose it over
-//! W-TinyLFU (Caffeine, moka) for that cheap read path and its published hit ratios; the
-//! benchmark suite compares its hit ratio with moka's on Zipf and scan traces.
+//! TinyLFU (moka's default policy; Caffeine uses its windowed form, W-TinyLFU) for that cheap
+//! read path and its published hit ratios; the benchmark suite compares its hit ratio with
+//! moka's on Zipf and scan traces.
 //!
 //! ```
 //! use async_memo::AsyncMemo;
