@@ -94,14 +94,14 @@
 //!     thread's first read, which registers the thread with the lock). In a bounded or
 //!     time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
 //!     read time), never taking a write lock; a memo with expiry or automatic refresh reads its
-//!     clock before locking (a refresh-only memo reads the coarse clock: 13).
+//!     clock once, before locking (a refresh-only memo reads the coarse clock: 13).
 //!     A get-or-init read that finds its entry due for an automatic refresh takes the shard's
-//!     write lock to start it. Readers are spread over cache lines: a shard's read lock is one of
-//!     eight inner locks (crossbeam-utils' `ShardedLock`) and the hit counter one of several
-//!     slots, each picked by a process-wide index of the reading thread, so threads whose
-//!     indices differ write different lines (best effort: with more than eight reading
-//!     threads, or indices that collide, threads share a line). A write takes all eight inner
-//!     locks.
+//!     write lock to start it, at the time it has read. Readers are spread over cache lines: a
+//!     shard's read lock is one of eight inner locks (crossbeam-utils' `ShardedLock`) and the
+//!     hit counter one of several slots, each picked by a process-wide index of the reading
+//!     thread, so threads whose indices differ write different lines (best effort: with more
+//!     than eight reading threads, or indices that collide, threads share a line). A write
+//!     takes all eight inner locks.
 //!     A miss allocates the flight — its shared state and the boxed init future — plus the owned
 //!     key (the `_by_ref` methods clone it only then), and the waiter list only when a caller has
 //!     to wait.
