@@ -1,6 +1,6 @@
 //! Bounded memos: hit ratio and throughput of get-or-compute at capacity 1% and 10% of a
 //! 100,000-key space, on Zipf(0.9), Zipf(1.1) and Zipf(0.9) interleaved with a one-pass scan,
-//! for async-memo (S3-FIFO), moka (W-TinyLFU) and quick_cache (S3-FIFO-like clock).
+//! for async-memo (S3-FIFO), moka (TinyLFU) and quick_cache (S3-FIFO-like clock).
 //! The floor cannot bound itself and is not run here.
 //!
 //! `cargo bench --bench bounded`. Hit ratios are printed before each group.

@@ -203,11 +203,11 @@ where
                             report.finish();
                             return Poll::Ready(I::hit(entry));
                         }
-                        Lookup::Due(entry) => {
+                        Lookup::Due(entry, now) => {
                             *state = State::Finished;
                             report.finish();
                             let init = init.take().expect("invariant 3: a new call has its init");
-                            refresher::start(shared, key, entry.epoch(), init);
+                            refresher::start(shared, key, entry.epoch(), now, init);
                             return Poll::Ready(I::hit(entry));
                         }
                         Lookup::Gone => {

@@ -10,6 +10,32 @@ use crate::{AsyncMemo, Entry};
 
 /// An iterator over a weakly consistent snapshot of a memo's ready entries, from
 /// [`AsyncMemo::iter`]. It copies one shard at a time, under that shard's read lock.
+///
+/// Each item is a key and its [`Entry`]: a clone of the value with the epoch it was stored
+/// under, so that what the iterator showed can be removed by compare-and-delete
+/// ([`AsyncMemo::invalidate`]) without removing a newer entry stored since. The order is
+/// unspecified.
+///
+/// # Examples
+///
+/// ```
+/// use async_memo::AsyncMemo;
+///
+/// let prices: AsyncMemo<&str, u32> = AsyncMemo::new();
+/// prices.insert("apple", 3).unwrap();
+/// prices.insert("melon", 0).unwrap();
+///
+/// let shown: Vec<_> = prices.iter().filter(|(_, entry)| *entry.value() == 0).collect();
+/// // Meanwhile another task stores a good price for "melon".
+/// prices.insert("melon", 7).unwrap();
+/// // The zero price the iterator showed is gone already: invalidating by its epoch keeps the
+/// // newer entry.
+/// for (key, entry) in shown {
+///     assert!(!prices.invalidate(key, entry.epoch()));
+/// }
+/// assert_eq!(prices.get("melon").map(|e| *e.value()), Some(7));
+/// assert_eq!(prices.iter().count(), 2);
+/// ```
 pub struct Iter<K, V, S> {
     table: Arc<Table<K, V, S>>,
     /// The next shard to copy.

@@ -94,14 +94,14 @@
 //!     thread's first read, which registers the thread with the lock). In a bounded or
 //!     time-to-idle memo it also stores one relaxed atomic in the entry (a recency counter, a
 //!     read time), never taking a write lock; a memo with expiry or automatic refresh reads its
-//!     clock before locking (a refresh-only memo reads the coarse clock: 13).
+//!     clock once, before locking (a refresh-only memo reads the coarse clock: 13).
 //!     A get-or-init read that finds its entry due for an automatic refresh takes the shard's
-//!     write lock to start it. Readers are spread over cache lines: a shard's read lock is one of
-//!     eight inner locks (crossbeam-utils' `ShardedLock`) and the hit counter one of several
-//!     slots, each picked by a process-wide index of the reading thread, so threads whose
-//!     indices differ write different lines (best effort: with more than eight reading
-//!     threads, or indices that collide, threads share a line). A write takes all eight inner
-//!     locks.
+//!     write lock to start it, at the time it has read. Readers are spread over cache lines: a
+//!     shard's read lock is one of eight inner locks (crossbeam-utils' `ShardedLock`) and the
+//!     hit counter one of several slots, each picked by a process-wide index of the reading
+//!     thread, so threads whose indices differ write different lines (best effort: with more
+//!     than eight reading threads, or indices that collide, threads share a line). A write
+//!     takes all eight inner locks.
 //!     A miss allocates the flight — its shared state and the boxed init future — plus the owned
 //!     key (the `_by_ref` methods clone it only then), and the waiter list only when a caller has
 //!     to wait.
@@ -187,8 +187,9 @@
 //! in a ghost queue so that they go straight to main if they come back soon. It resists one-pass
 //! scans, and a read only sets a small counter in the entry, under the shard's *read* lock —
 //! unlike an LRU list, which every read must reorder under a write lock. We chose it over
-//! W-TinyLFU (Caffeine, moka) for that cheap read path and its published hit ratios; the
-//! benchmark suite compares its hit ratio with moka's on Zipf and scan traces.
+//! TinyLFU (moka's default policy; Caffeine uses its windowed form, W-TinyLFU) for that cheap
+//! read path and its published hit ratios; the benchmark suite compares its hit ratio with
+//! moka's on Zipf and scan traces.
 //!
 //! ```
 //! use async_memo::AsyncMemo;

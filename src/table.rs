@@ -145,12 +145,18 @@ impl<K, V, S> Table<K, V, S> {
     #[inline]
     pub(crate) fn moment(&self) -> Moment {
         match &self.timer {
-            Some(timer) => Moment {
-                now: timer.now(),
-                time_to_idle: self.rules.time_to_idle,
-                layout: self.layout,
-            },
+            Some(timer) => self.moment_at(timer.now()),
             None => Moment::TIMELESS,
+        }
+    }
+
+    /// The moment of a reading `now` taken earlier in the same operation.
+    #[inline]
+    pub(crate) fn moment_at(&self, now: Tick) -> Moment {
+        Moment {
+            now,
+            time_to_idle: self.rules.time_to_idle,
+            layout: self.layout,
         }
     }
 
@@ -355,7 +361,7 @@ where
                     self.hits.add_one();
                     // Never true without `refresh_after` (`Layout::Plain`).
                     if map.refresh_due(hash, ready, at) {
-                        return (Claim::Due(entry), Removals::new());
+                        return (Claim::Due(entry, at.now), Removals::new());
                     }
                     return (Claim::Hit(entry), Removals::new());
                 }
@@ -393,7 +399,7 @@ where
         };
         drop(spare);
         match &claim {
-            Claim::Hit(_) | Claim::Due(_) => self.hits.add_one(),
+            Claim::Hit(_) | Claim::Due(..) => self.hits.add_one(),
             Claim::Joined(_) => {
                 bump(&self.counters.misses);
                 bump(&self.counters.joins);

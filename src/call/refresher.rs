@@ -12,15 +12,22 @@ use std::task::{Context, Poll};
 
 use super::{Abort, Call, Key};
 use crate::Epoch;
+use crate::clock::Tick;
 use crate::flight::Flight;
 use crate::init::{Background, Init};
 use crate::table::{Table, Task};
 
 /// Starts the automatic refresh of the entry `of` of `key` with `init`, unless it is no longer
-/// due (another reader started it, or it left). Runs `init` here, outside every lock: a panic in
-/// it detaches the refresh, fails it, and propagates to this reader.
-pub(crate) fn start<K, V, S, Q, I>(table: &Arc<Table<K, V, S>>, key: &Q, of: Epoch, init: I)
-where
+/// due at `now`, the reading at which the caller's lookup found it due (another reader started
+/// it, or it left). Runs `init` here, outside every lock: a panic in it detaches the refresh,
+/// fails it, and propagates to this reader.
+pub(crate) fn start<K, V, S, Q, I>(
+    table: &Arc<Table<K, V, S>>,
+    key: &Q,
+    of: Epoch,
+    now: Tick,
+    init: I,
+) where
     K: Hash + Eq + Borrow<Q>,
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
@@ -34,7 +41,7 @@ where
         );
         return;
     };
-    let Some(flight) = table.begin_auto_refresh(key, of) else {
+    let Some(flight) = table.begin_auto_refresh(key, of, now) else {
         return;
     };
     // Everything that runs user code (`init`, `Clone` of the key) runs while the guard is armed:

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::refreshes::Origin;
 use super::{Bucket, ShardMap, Slot, is_key};
+use crate::clock::Tick;
 use crate::expiry::Moment;
 use crate::flight::Flight;
 use crate::removal::Removals;
@@ -26,8 +27,9 @@ pub(crate) enum Want {
 pub(crate) enum Claim<V> {
     /// A ready entry.
     Hit(Entry<V>),
-    /// A ready entry whose automatic refresh is due: the caller returns it, and may start one.
-    Due(Entry<V>),
+    /// A ready entry whose automatic refresh is due at the time the lookup read (the tick): the
+    /// caller returns it, and may start one at that same time, without reading the clock again.
+    Due(Entry<V>, Tick),
     /// A flight in progress (the key's, or a refresh), which the caller has joined.
     Joined(Arc<Flight<V>>),
     /// The caller created this flight. A refresh created for `refresh_if` comes with a copy of
@@ -79,7 +81,7 @@ where
                 let entry = ready.entry.clone();
                 let due = Self::refresh_at(&self.refreshes, hash, ready, at.layout);
                 let claim = if at.now >= due {
-                    Claim::Due(entry)
+                    Claim::Due(entry, at.now)
                 } else {
                     Claim::Hit(entry)
                 };

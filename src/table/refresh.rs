@@ -98,14 +98,21 @@ where
         self.shard(hash).map.read().refreshing(hash, key, at)
     }
 
-    /// Starts the automatic refresh of the entry `of` of `key`, if it is due and nobody else
-    /// started it; see `ShardMap::begin_auto_refresh`.
-    pub(crate) fn begin_auto_refresh<Q>(&self, key: &Q, of: Epoch) -> Option<Arc<Flight<V>>>
+    /// Starts the automatic refresh of the entry `of` of `key`, if it is due at `now` and nobody
+    /// else started it; see `ShardMap::begin_auto_refresh`. `now` is the reading the caller's
+    /// lookup found the entry due at: the call reads the clock once (issue 19), and a refresh
+    /// that starts a few microseconds after that reading retries an interval from it.
+    pub(crate) fn begin_auto_refresh<Q>(
+        &self,
+        key: &Q,
+        of: Epoch,
+        now: Tick,
+    ) -> Option<Arc<Flight<V>>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let at = self.moment();
+        let at = self.moment_at(now);
         let retry = self.retry_at(at.now);
         let hash = self.hash(key);
         let flight = self
