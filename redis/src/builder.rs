@@ -267,8 +267,10 @@ impl<K, V, C> NearMemoBuilder<K, V, RedisLog, C> {
     /// [crate docs](crate#the-shared-tier).
     ///
     /// Every process of the namespace that shares values must use the same value codec.
-    /// Processes without the tier may share the namespace: their invalidations revoke shared
-    /// values and leases too (every publish does), they only load every miss themselves.
+    /// Every process that *publishes* invalidations into it must publish through the tier's
+    /// script: a `NearMemo` built with the tier does; a writer without one turns it on with
+    /// [`RedisLog::with_shared_tier`]. Otherwise its invalidations leave shared values in
+    /// place.
     ///
     /// # Examples
     ///
@@ -284,6 +286,7 @@ impl<K, V, C> NearMemoBuilder<K, V, RedisLog, C> {
     /// # Ok(()) }
     /// ```
     pub fn shared(mut self, tier: SharedTier<V>) -> Self {
+        self.log.set_shared_tier();
         self.tier = Some(PendingTier {
             settings: tier,
             client: self.log.client().clone(),

@@ -109,10 +109,11 @@
 //!   takes it over. Every wait is bounded by [`max_wait`](SharedTier::max_wait); then
 //!   [`NearMemo::get_or_init`] loads the value itself (without a lease, storing nothing in
 //!   Redis), and [`NearMemo::get_or_try_init_bounded`] fails instead.
-//! - **Invalidation revokes.** Every publish — [`NearMemo::invalidate`],
+//! - **Invalidation revokes.** With the tier, every publish — [`NearMemo::invalidate`],
 //!   [`commit_and_invalidate`](NearMemo::commit_and_invalidate) — deletes the key's shared
 //!   value and lease and appends the record in one script; [`invalidate_all`](NearMemo::invalidate_all)
-//!   bumps the namespace's generation, which every value and lease key carries.
+//!   bumps the namespace's generation, which every value and lease key carries. A writer that
+//!   shares no values itself publishes the same way after [`RedisLog::with_shared_tier`].
 //! - **Faults.** While the log is unreachable, flights go straight to the source, take no lease
 //!   and store nothing in Redis (the [`WhenDisconnected`] policy still bounds the memo). A
 //!   server that restarted, or a replica promoted, starts a new generation at its first
@@ -121,7 +122,12 @@
 //! - **Values** travel through a [`ValueCodec`] ([`Plain`], and with the `serde` feature
 //!   `Json` and `Postcard`), at most [`max_value_bytes`](SharedTier::max_value_bytes), and
 //!   expire after [`value_ttl`](SharedTier::value_ttl), the backstop for a writer that crashed
-//!   between its source commit and its invalidation. Bytes that do not decode are a miss.
+//!   between its source commit and its invalidation. Bytes that do not decode (another codec,
+//!   another version of `V`) are a miss like any other: one process takes the lease and
+//!   replaces them.
+//! - **Eviction.** Redis may evict the tier's keys (an `allkeys-*` policy): an evicted value is
+//!   a miss, an evicted lease is revoked (its holder's store is refused), and an evicted
+//!   generation starts again from the server's clock, above every generation used before.
 //!
 //! Key layout (one namespace, log `S`): `S:gen` and `S:run` beside the log, and per key
 //! `async-memo:v:{k:<key>}:<generation>:S` (the value, with the token it was stored under) and

@@ -4,8 +4,8 @@
 //! Invariants:
 //!
 //! 1. The loader runs only with the key's lease, or with no lease at all when the tier cannot
-//!    give one (Redis unreachable, a shared value that does not decode, a wait that timed
-//!    out); then nothing is stored in Redis.
+//!    give one (Redis unreachable, a wait that timed out); then nothing is stored in Redis. A
+//!    shared value that does not decode is a miss: the next fetch counts it as absent.
 //! 2. A value goes into Redis only through the store script, which compares the lease's token
 //!    and generation: a revoked lease stores nothing.
 //! 3. A store that was refused, or whose outcome is unknown, detaches the flight
@@ -113,29 +113,39 @@ where
     let bound = tier.settings.wait_bound();
     let waiter = tier.waiters.register(&key);
     let mut waited = false;
+    let mut undecodable: Option<String> = None;
     loop {
         let mut woken = pin!(waiter.notify().notified());
         woken.as_mut().enable();
-        let fetched = tier.fetch(&key).await;
-        if waited && !matches!(fetched, Ok(Fetched::Held { .. })) {
-            counters.waited(started.elapsed());
-        }
+        let fetched = tier.fetch(&key, undecodable.as_deref()).await;
+        // A wait ends with anything but another "held" or a value that does not decode.
+        let wait_over = || {
+            if waited {
+                counters.waited(started.elapsed());
+            }
+        };
         match fetched {
             Err(_) | Ok(Fetched::Nothing) => {
+                wait_over();
                 SharedCounters::bump(&counters.unreachable);
                 return from_source(counters, init, policy.source).await;
             }
-            Ok(Fetched::Value(bytes)) => match tier.settings.codec.decode(&bytes) {
+            Ok(Fetched::Value { token, bytes }) => match tier.settings.codec.decode(&bytes) {
                 Some(value) => {
+                    wait_over();
                     SharedCounters::bump(&counters.shared_hits);
                     return Ok(value);
                 }
                 None => {
+                    // A miss, as any other: ask again as if that value were absent, so that
+                    // one process takes the lease and replaces it (another codec, another
+                    // version of `V`), and the others wait for its value.
                     SharedCounters::bump(&counters.decode_failures);
-                    return from_source(counters, init, policy.source).await;
+                    undecodable = Some(token);
                 }
             },
             Ok(Fetched::Lease(lease)) => {
+                wait_over();
                 SharedCounters::bump(&counters.leases_granted);
                 if waited {
                     SharedCounters::bump(&counters.takeovers);

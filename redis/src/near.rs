@@ -312,8 +312,9 @@ where
     }
 
     /// The value the [shared tier](crate::SharedTier) holds for `key` now, if any: a look
-    /// that takes no lease and changes nothing (for checks and dashboards; reads go through
-    /// [`get_or_init`](Self::get_or_init)). `Ok(None)` without a shared tier, or when the
+    /// that takes no lease and leaves the key alone (for checks and dashboards; reads go
+    /// through [`get_or_init`](Self::get_or_init)). Like every script of the tier, the first
+    /// one after a server restart starts the namespace's new generation. `Ok(None)` without a shared tier, or when the
     /// stored bytes do not decode.
     ///
     /// # Errors
@@ -322,8 +323,7 @@ where
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: it only reads (a first call after a server restart also starts the
-    /// namespace's new generation, which any call would).
+    /// Cancel safe: it reads the key only.
     ///
     /// # Examples
     ///

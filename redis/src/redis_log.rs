@@ -1,8 +1,9 @@
 //! The Redis implementation of [`Transport`]: one stream per namespace.
 //!
-//! Publishing is one Lua script (`lua/publish.lua`: the shared tier's keys of the invalidated
-//! key are deleted and the record appended with `XADD … MAXLEN ~ N`, atomically; see
-//! `scripts.rs`). Reading is one Lua script (`lua/read.lua`) that returns
+//! Publishing is one `XADD … MAXLEN ~ N`; for a namespace that shares values
+//! ([`RedisLog::with_shared_tier`]), one Lua script (`lua/publish.lua`) that also deletes the
+//! invalidated key's shared value and lease, or bumps the generation (`scripts.rs`).
+//! Reading is one Lua script (`lua/read.lua`) that returns
 //! the records after the cursor together with the stream's own description (`entries-added`,
 //! `length`, `last-generated-id`, whether the cursor's record is present) and the server's
 //! `run_id`, all seen at one instant, so the gap check (`gap.rs`) never compares numbers from
@@ -41,7 +42,8 @@ const FIELD_TIME: &str = "t";
 /// than that sees a gap and invalidates its whole memo.
 ///
 /// Sentinel and Cluster: the log is one key, so it lives on one shard; connect the client to
-/// the primary that holds it. A failover changes the server's `run_id`, which every reader
+/// the primary that holds it. A [shared tier](crate::SharedTier) needs one server (or one
+/// primary) for the whole namespace: its scripts name keys outside the log's slot. A failover changes the server's `run_id`, which every reader
 /// treats as a gap (one flush), because a promoted replica may lack the log's tail.
 ///
 /// # Examples
@@ -65,6 +67,7 @@ pub struct RedisLog {
     publisher: LazyConnection,
     reader: LazyConnection,
     script: redis::Script,
+    shared_tier: bool,
 }
 
 impl RedisLog {
@@ -108,6 +111,7 @@ impl RedisLog {
             publisher: LazyConnection::new(None),
             reader: LazyConnection::new(Some(read_timeout(block))),
             script: redis::Script::new(include_str!("lua/read.lua")),
+            shared_tier: false,
         }
     }
 
@@ -151,6 +155,28 @@ impl RedisLog {
     pub fn block(mut self, wait: Duration) -> RedisLog {
         self.block = wait.clamp(Duration::from_millis(1), Duration::from_secs(24 * 3600));
         self.reader = LazyConnection::new(Some(read_timeout(self.block)));
+        self
+    }
+
+    /// Publishes through the [shared tier](crate::SharedTier)'s script: every invalidation
+    /// also deletes its key's shared value and revokes its lease (`invalidate_all` bumps the
+    /// namespace's generation), in the same atomic step that appends the record.
+    /// [`NearMemoBuilder::shared`](crate::NearMemoBuilder::shared) turns it on; a process that
+    /// publishes into a namespace whose values are shared, but without a shared tier of its
+    /// own (a writer that never reads, say), must turn it on here, or its invalidations leave
+    /// the shared values in place.
+    ///
+    /// The script names keys outside the stream's hash slot, so it runs on one server (or one
+    /// primary), not across a Cluster's slots; without it, publishing is a plain `XADD`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let log = async_memo_redis::RedisLog::open("redis://127.0.0.1/", "prices")?.with_shared_tier();
+    /// # Ok::<(), redis::RedisError>(())
+    /// ```
+    pub fn with_shared_tier(mut self) -> RedisLog {
+        self.set_shared_tier();
         self
     }
 
@@ -223,6 +249,26 @@ impl RedisLog {
         }
     }
 
+    fn xadd(&self, record: &Outgoing) -> redis::Cmd {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.namespace.stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.namespace.max_len())
+            .arg("*");
+        match &record.invalidation {
+            Invalidation::Key(bytes) => cmd.arg(FIELD_KEY).arg(bytes.as_slice()),
+            // Not an invalidation: appended by the shared tier's scripts only. Published by
+            // hand, it is widened to what every reader can safely apply.
+            Invalidation::All | Invalidation::Wake(_) => cmd.arg(FIELD_ALL).arg(1),
+        };
+        cmd.arg(FIELD_ORIGIN)
+            .arg(record.origin)
+            .arg(FIELD_TIME)
+            .arg(record.published_us);
+        cmd
+    }
+
     /// The publish script's call for `record`: deletes the shared tier's keys of the key it
     /// invalidates (or bumps the generation, for all) and appends it, atomically.
     fn publish_call(&self, record: &Outgoing) -> Call<'_> {
@@ -235,6 +281,10 @@ impl RedisLog {
             Invalidation::Wake(_) => call.arg("all"),
         };
         call
+    }
+
+    pub(crate) fn set_shared_tier(&mut self) {
+        self.shared_tier = true;
     }
 
     pub(crate) fn namespace(&self) -> &Namespace {
@@ -288,11 +338,14 @@ impl Transport for RedisLog {
 
     async fn publish(&self, record: &Outgoing) -> RedisResult<LogId> {
         let mut connection = self.publisher.get(&self.client).await?;
-        let id: RedisResult<String> = self
-            .publish_call(record)
-            .invocation(&SCRIPTS.publish)
-            .invoke_async(&mut connection)
-            .await;
+        let id: RedisResult<String> = if self.shared_tier {
+            let call = self.publish_call(record);
+            call.invocation(&SCRIPTS.publish)
+                .invoke_async(&mut connection)
+                .await
+        } else {
+            self.xadd(record).query_async(&mut connection).await
+        };
         parse_id(&self.publisher.forget_on_error(id)?)
     }
 

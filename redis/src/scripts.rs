@@ -6,7 +6,7 @@
 //! them begin with `namespace.lua`, which keeps the namespace's generation (bumped by every
 //! invalidate-all and by every new server incarnation) and names the keys.
 //!
-//! Layout of a namespace whose log is the stream `S` (`async-memo:{ns}:log` by default):
+//! Layout of a namespace whose log is the stream `S` (`async-memo:<namespace>:log` by default):
 //!
 //! | key | what |
 //! |---|---|
@@ -16,9 +16,9 @@
 //! | `async-memo:v:{k:<key>}:<g>:S` | a shared value: a hash of `t` (its lease token) and `d` (its bytes) |
 //! | `async-memo:l:{k:<key>}:<g>:S` | a lease: a hash of `t` (its token) and `w` (set once a process waits) |
 //!
-//! `S:gen` and `S:run` share the log's hash tag; a key's value and lease share the tag
-//! `{k:<key>}`. The scripts name the value and lease keys themselves (from the generation they
-//! read), so they run on one server, not across a Cluster's slots.
+//! A key's value and lease share the hash tag `{k:<key>}` (one Cluster slot). The scripts name
+//! the value and lease keys themselves (from the generation they read), so they run on one
+//! server, not across a Cluster's slots.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -74,6 +74,10 @@ impl Namespace {
 
     pub(crate) fn stream(&self) -> &str {
         &self.stream
+    }
+
+    pub(crate) fn max_len(&self) -> u64 {
+        self.max_len
     }
 
     pub(crate) fn set_max_len(&mut self, max_len: u64) {
@@ -147,9 +151,9 @@ mod tests {
     }
 
     #[test]
-    fn the_namespace_keys_share_the_log_hash_tag() {
-        let ns = Namespace::new("async-memo:{users}:log".into(), 10);
-        assert_eq!(ns.generation, "async-memo:{users}:log:gen");
-        assert_eq!(ns.run, "async-memo:{users}:log:run");
+    fn the_namespace_keys_are_named_after_the_log() {
+        let ns = Namespace::new("async-memo:users:log".into(), 10);
+        assert_eq!(ns.generation, "async-memo:users:log:gen");
+        assert_eq!(ns.run, "async-memo:users:log:run");
     }
 }

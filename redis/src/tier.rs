@@ -128,7 +128,9 @@ impl<V> SharedTier<V> {
     }
 
     /// How long a flight waits, in all, for other processes' loads of its key (default twice
-    /// the [lease](Self::lease_ttl)). A wait normally ends much sooner: when the holder stores
+    /// the [lease](Self::lease_ttl)), plus the time of the fetch under way when it runs out
+    /// (at most the connection's 2 s to connect and 2 s to answer, twice: a fetch is retried
+    /// once on a broken connection). A wait normally ends much sooner: when the holder stores
     /// its value (the flight is woken through the log) or gives the lease back, or when a dead
     /// holder's lease expires and this flight takes it over. At the bound,
     /// [`NearMemo::get_or_init`](crate::NearMemo::get_or_init) and
@@ -165,8 +167,8 @@ pub(crate) struct Lease {
 /// The answer of the fetch script.
 #[derive(Debug)]
 pub(crate) enum Fetched {
-    /// The key's shared value.
-    Value(Vec<u8>),
+    /// The key's shared value, and the lease token it was stored under.
+    Value { token: String, bytes: Vec<u8> },
     /// This process now holds the key's lease and must load.
     Lease(Lease),
     /// Another process holds it, for `ttl` more.
@@ -226,10 +228,11 @@ impl<V> Tier<V> {
         )
     }
 
-    /// Runs a script; once more on a new connection if the old one had broken (a restarted
-    /// server, say) before it was sent. Each script is a compare-and-set, so a second run of
-    /// one that had run is refused, never applied twice: a repeated store finds its lease
-    /// gone and answers "revoked".
+    /// Runs a script; once more on a new connection if the first attempt failed on the
+    /// connection (a restarted server, say), whether or not the script had run. Each script is
+    /// safe to run twice: a repeated fetch finds its own token and answers "lease"; a repeated
+    /// store finds its lease gone and answers "revoked" (the flight then stores nothing
+    /// locally either); a repeated release finds nothing to release.
     async fn run(&self, call: &Call<'_>, script: &redis::Script) -> RedisResult<Value> {
         let invocation = call.invocation(script);
         let mut attempt = 0;
@@ -245,33 +248,46 @@ impl<V> Tier<V> {
         }
     }
 
-    /// The fetch script: the shared value, a lease, or word that another process holds it.
-    pub(crate) async fn fetch(&self, key: &[u8]) -> RedisResult<Fetched> {
-        self.fetch_with(key, self.token()).await
+    /// The fetch script: the shared value, a lease, or word that another process holds it. A
+    /// value stored under `undecodable` (a token whose bytes this process could not decode)
+    /// counts as absent.
+    pub(crate) async fn fetch(
+        &self,
+        key: &[u8],
+        undecodable: Option<&str>,
+    ) -> RedisResult<Fetched> {
+        self.fetch_with(key, self.token(), undecodable.unwrap_or(""))
+            .await
     }
 
     /// The key's shared value, if any, taking no lease.
     pub(crate) async fn peek(&self, key: &[u8]) -> RedisResult<Option<Vec<u8>>> {
-        match self.fetch_with(key, String::new()).await? {
-            Fetched::Value(bytes) => Ok(Some(bytes)),
+        match self.fetch_with(key, String::new(), "").await? {
+            Fetched::Value { bytes, .. } => Ok(Some(bytes)),
             Fetched::Lease(_) | Fetched::Held { .. } | Fetched::Nothing => Ok(None),
         }
     }
 
-    async fn fetch_with(&self, key: &[u8], token: String) -> RedisResult<Fetched> {
+    async fn fetch_with(
+        &self,
+        key: &[u8],
+        token: String,
+        undecodable: &str,
+    ) -> RedisResult<Fetched> {
         let mut call = self.namespace.call(self.origin, crate::reader::now_us());
         call.arg(key)
             .arg(token.as_str())
-            .arg(millis(self.settings.lease_ttl));
+            .arg(millis(self.settings.lease_ttl))
+            .arg(undecodable);
         let reply: Vec<Value> = redis::from_redis_value(self.run(&call, &SCRIPTS.fetch).await?)?;
         let mut parts = reply.into_iter();
         let kind: String = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
         let generation: String = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
         match kind.as_str() {
             "value" => {
-                let _stored_under: Value = parts.next().unwrap_or(Value::Nil);
+                let token: String = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
                 let bytes: Vec<u8> = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
-                Ok(Fetched::Value(bytes))
+                Ok(Fetched::Value { token, bytes })
             }
             "lease" => Ok(Fetched::Lease(Lease { token, generation })),
             "none" => Ok(Fetched::Nothing),

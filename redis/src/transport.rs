@@ -17,6 +17,7 @@ use crate::{Cursor, LogId};
 /// assert_ne!(one, Invalidation::All);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Invalidation {
     /// One key, as its [`KeyCodec`](crate::KeyCodec) encoded it.
     Key(Vec<u8>),

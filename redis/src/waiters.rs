@@ -6,7 +6,9 @@
 //!    is still held: a wake-up that comes between the answer and the wait is not lost.
 //! 2. The map's lock is held only to find, insert or remove an entry; `notify_waiters` (which
 //!    wakes tasks) runs after it is released.
-//! 3. An entry lives while a waiter of its key does: the last `Waiter` to drop removes it.
+//! 3. An entry lives while a waiter of its key does: each entry counts its `Waiter`s under the
+//!    map's lock, and the last one to drop removes it (a count, not `Arc::strong_count`, which
+//!    a concurrent `wake` raises for a moment).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -16,7 +18,14 @@ use tokio::sync::Notify;
 /// Waiters by encoded key.
 #[derive(Debug, Default)]
 pub(crate) struct Waiters {
-    map: Mutex<HashMap<Vec<u8>, Arc<Notify>>>,
+    map: Mutex<HashMap<Vec<u8>, Entry>>,
+}
+
+/// A key's notifier and how many `Waiter`s hold it.
+#[derive(Debug, Default)]
+struct Entry {
+    notify: Arc<Notify>,
+    waiters: usize,
 }
 
 /// One flight's registration; unregisters on drop.
@@ -29,7 +38,12 @@ pub(crate) struct Waiter<'a> {
 
 impl Waiters {
     pub(crate) fn register(&self, key: &[u8]) -> Waiter<'_> {
-        let notify = Arc::clone(self.lock().entry(key.to_vec()).or_default());
+        let notify = {
+            let mut map = self.lock();
+            let entry = map.entry(key.to_vec()).or_default();
+            entry.waiters += 1;
+            Arc::clone(&entry.notify)
+        };
         Waiter {
             waiters: self,
             key: key.to_vec(),
@@ -39,7 +53,7 @@ impl Waiters {
 
     /// Wakes the waiters of `key` (invariant 2: outside the lock).
     pub(crate) fn wake(&self, key: &[u8]) {
-        let notify = self.lock().get(key).cloned();
+        let notify = self.lock().get(key).map(|e| Arc::clone(&e.notify));
         if let Some(notify) = notify {
             notify.notify_waiters();
         }
@@ -47,7 +61,11 @@ impl Waiters {
 
     /// Wakes every waiter: the whole memo was invalidated, or the log had a gap.
     pub(crate) fn wake_all(&self) {
-        let all: Vec<Arc<Notify>> = self.lock().values().cloned().collect();
+        let all: Vec<Arc<Notify>> = self
+            .lock()
+            .values()
+            .map(|e| Arc::clone(&e.notify))
+            .collect();
         for notify in all {
             notify.notify_waiters();
         }
@@ -58,7 +76,7 @@ impl Waiters {
         self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Arc<Notify>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Entry>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -72,9 +90,13 @@ impl Waiter<'_> {
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
         let mut map = self.waiters.lock();
-        // Invariant 3: ours and the map's are the last two references.
-        if Arc::strong_count(&self.notify) == 2 {
-            map.remove(&self.key);
+        // Invariant 3.
+        if let Some(entry) = map.get_mut(&self.key) {
+            debug_assert!(entry.waiters > 0, "a registered waiter is counted");
+            entry.waiters -= 1;
+            if entry.waiters == 0 {
+                map.remove(&self.key);
+            }
         }
     }
 }
@@ -108,6 +130,20 @@ mod tests {
         assert_eq!(notified.as_mut().poll(&mut cx), Poll::Pending);
         waiters.wake_all();
         assert_eq!(notified.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+
+    #[test]
+    fn a_waiter_dropped_during_a_wake_still_removes_its_entry() {
+        let waiters = Waiters::default();
+        let waiter = waiters.register(b"k");
+        // What `wake` holds for a moment, outside the lock.
+        let woken = waiters
+            .lock()
+            .get(b"k".as_slice())
+            .map(|e| Arc::clone(&e.notify));
+        drop(waiter);
+        assert_eq!(waiters.len(), 0);
+        drop(woken);
     }
 
     #[test]

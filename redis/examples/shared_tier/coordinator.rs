@@ -242,13 +242,15 @@ async fn naive_get(
     }
 }
 
-/// Deletes the run's source and log; a failure only leaves them behind (the shared values
-/// expire with their time to live).
+/// Deletes the run's source, log and generation; a failure only leaves them behind (the
+/// shared values expire with their time to live).
 async fn clean_up(writer: &NearMemo<String, Loaded>, data: &str) {
     let log = writer.log();
     let deleted: redis::RedisResult<()> = retry(Duration::from_secs(2), || async {
         let mut connection = log.client().get_multiplexed_async_connection().await?;
-        connection.del(&[data, log.stream_key()]).await
+        let stream = log.stream_key();
+        let (generation, run) = (format!("{stream}:gen"), format!("{stream}:run"));
+        connection.del(&[data, stream, &generation, &run]).await
     })
     .await;
     if let Err(e) = deleted {

@@ -11,9 +11,16 @@ end
 -- replica, holds at best a prefix of the history, so it may lack invalidations that deleted
 -- values and leases it still holds. Nothing stored before it came up is served, and no lease
 -- granted before it may store.
+-- A missing generation (a new namespace, or the key evicted or deleted) starts at the server's
+-- clock in nanoseconds, as text: above every generation used before unless more than one
+-- invalidate-all a nanosecond ran since (INCR works on it: it fits in 64 bits until 2262).
 local function generation()
   local run_id = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)')
-  if redis.call('GET', KEYS[2]) ~= run_id then
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', KEYS[1], now[1] .. string.format('%06d', tonumber(now[2])) .. '000')
+    redis.call('SET', KEYS[2], run_id)
+  elseif redis.call('GET', KEYS[2]) ~= run_id then
     redis.call('INCR', KEYS[1])
     redis.call('SET', KEYS[2], run_id)
   end

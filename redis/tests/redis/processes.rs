@@ -254,20 +254,32 @@ async fn child_process() {
                 say(&format!("value {key} {value}"));
             }
             "counted" => {
-                // Counts each source load in Redis (`loads:KEY`), and takes a while.
+                // Counts each source load in Redis (`loads:KEY`), then waits for the parent's
+                // word (`LPUSH gate:KEY`): the parent releases the holder once every other
+                // process waits for its lease. Errors are said, never unwrapped: the parent
+                // fails on them with a message instead of at its timeout.
                 let (near, client, load) = (near.clone(), client.clone(), source(&key));
                 tokio::spawn(async move {
                     let k = key.clone();
                     let value = near
-                        .get_or_init(key.clone(), move || async move {
-                            let mut c = client.get_multiplexed_async_connection().await.unwrap();
-                            let _: u64 = c.incr(format!("loads:{k}"), 1).await.unwrap();
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            load.await
+                        .get_or_try_init(key.clone(), move || async move {
+                            let mut c = client.get_multiplexed_async_connection().await?;
+                            let _: u64 = c.incr(format!("loads:{k}"), 1).await?;
+                            let mut gate = client.get_multiplexed_async_connection().await?;
+                            let _: Option<(String, String)> =
+                                gate.blpop(format!("gate:{k}"), 30.0).await?;
+                            Ok::<_, redis::RedisError>(load.await)
                         })
                         .await;
-                    say(&format!("value {key} {value}"));
+                    match value {
+                        Ok(value) => say(&format!("value {key} {value}")),
+                        Err(e) => say(&format!("error {key} {e}")),
+                    }
                 });
+            }
+            "waits" => {
+                let waits = near.shared_stats().map_or(0, |s| s.waits);
+                say(&format!("waits {waits}"));
             }
             "hold" => {
                 // Takes the lease and never finishes: the parent kills this process.

@@ -373,6 +373,97 @@ async fn many_callers_in_many_processes_load_once() {
     );
 }
 
+/// The name of `key`'s lease in namespace `ns` now (see `src/scripts.rs` for the layout).
+async fn lease_key(server: &RedisServer, ns: &str, key: &str) -> String {
+    let stream = format!("async-memo:{ns}:log");
+    let mut admin = server.connection().await;
+    let generation: String = redis::cmd("GET")
+        .arg(format!("{stream}:gen"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    format!("async-memo:l:{{k:{key}}}:{generation}:{stream}")
+}
+
+#[tokio::test]
+async fn a_refused_store_is_not_committed_locally_either() {
+    // The lease disappears without any record in the log (deleted by hand here; evicted, or
+    // expired under a slow load, in life): A's reader has nothing to apply, so only A's own
+    // detach on the refused store keeps the value out of A's memo.
+    let server = server_or_skip!();
+    let a = shared(&server, "detach").await;
+    let loads = Loads::default();
+    let (gate, holder) = gated(&a, "k", &loads);
+    gate.started.await.unwrap();
+    let lease = lease_key(&server, "detach", "k").await;
+    let mut admin = server.connection().await;
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(&lease)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "{lease} was A's lease");
+    gate.release.send(Ok(1)).unwrap();
+    assert_eq!(
+        join(holder).await.unwrap(),
+        1,
+        "A's callers get their value"
+    );
+    assert_eq!(a.shared_stats().unwrap().refused_sets, 1);
+    assert!(
+        a.memo().get("k").is_none(),
+        "refused in Redis, so not kept here"
+    );
+}
+
+#[tokio::test]
+async fn a_writer_without_a_tier_revokes_through_with_shared_tier() {
+    let server = server_or_skip!();
+    let a = shared(&server, "writer").await;
+    let log = async_memo_redis::RedisLog::open(server.url(), "writer")
+        .unwrap()
+        .with_shared_tier();
+    let writer: Near = NearMemo::builder(log)
+        .start(AsyncMemo::new())
+        .await
+        .unwrap();
+    let loads = Loads::default();
+    let (gate, holder) = gated(&a, "k", &loads);
+    gate.started.await.unwrap();
+    writer.invalidate(&"k".to_string()).await.unwrap();
+    gate.release.send(Ok(1)).unwrap();
+    assert_eq!(join(holder).await.unwrap(), 1);
+    assert_eq!(a.shared_stats().unwrap().refused_sets, 1);
+}
+
+#[tokio::test]
+async fn a_lost_generation_never_brings_back_an_old_value() {
+    // The generation key evicted or deleted after an invalidate-all: the namespace must not
+    // start again at a generation whose values are still stored.
+    let server = server_or_skip!();
+    let (a, writer) = (shared(&server, "lost").await, shared(&server, "lost").await);
+    let loads = Loads::default();
+    assert_eq!(join(reading(&a, "k", &loads, 1)).await, 1);
+    writer.invalidate_all().await.unwrap();
+    let mut admin = server.connection().await;
+    let stream = "async-memo:lost:log";
+    let deleted: u64 = redis::cmd("DEL")
+        .arg(format!("{stream}:gen"))
+        .arg(format!("{stream}:run"))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2, "the generation and its run id were there");
+    let fresh = shared(&server, "lost").await;
+    assert_eq!(
+        join(reading(&fresh, "k", &loads, 2)).await,
+        2,
+        "not the value of before"
+    );
+    assert_eq!(fresh.shared_stats().unwrap().shared_hits, 0);
+    writer.invalidate(&"k".to_string()).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_value_that_does_not_decode_is_a_miss() {
     let server = server_or_skip!();
@@ -391,6 +482,22 @@ async fn a_value_that_does_not_decode_is_a_miss() {
     assert_eq!(join(reading(&numbers, "k", &loads, 7)).await, 7);
     let stats = numbers.shared_stats().unwrap();
     assert_eq!((stats.decode_failures, stats.source_loads), (1, 1));
+    assert_eq!(
+        (stats.leases_granted, stats.stored),
+        (1, 1),
+        "loaded under the lease, replaced"
+    );
+    let other = shared(&server, "decode").await;
+    assert_eq!(
+        join(reading(&other, "k", &loads, 99)).await,
+        7,
+        "the replacement is shared"
+    );
+    assert_eq!(
+        loads.count(),
+        1,
+        "no herd: one load replaced the bad value for everybody"
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,24 @@ async fn eight_processes_load_a_key_once() {
     for child in &mut children {
         child.send("counted k").await;
     }
+    // One process holds the lease and waits at its gate; the other seven must be waiting for
+    // its value, not loading (the guard is a failure guard only).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut waiting = 0;
+        for child in &mut children {
+            waiting += u64::from(child.ask("waits").await == "waits 1");
+        }
+        if waiting == 7 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{waiting} of 7 processes wait"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _: () = admin.lpush("gate:k", 1).await.unwrap();
     for child in &mut children {
         assert_eq!(child.next().await, "value k 41");
     }
