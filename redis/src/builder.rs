@@ -142,7 +142,7 @@ impl<K, V, T: Transport, C> NearMemoBuilder<K, V, T, C> {
     ///
     /// `memo` may use any hasher `S`, and the handle names it as its last type parameter: for
     /// keys an attacker chooses, build the memo with `.hasher(std::hash::RandomState::new())`
-    /// (SipHash, see [`DefaultHashBuilder`]), as in the second example. The hasher only places
+    /// (SipHash, see [`DefaultHashBuilder`](async_memo::DefaultHashBuilder)), as in the second example. The hasher only places
     /// keys in this process's memo; the log carries keys as the codec encodes them, so
     /// processes of one namespace may use different hashers.
     ///

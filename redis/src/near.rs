@@ -25,7 +25,7 @@ use crate::{
 /// Clones share the memo, the log and the reader task; the task stops when the last clone is
 /// dropped. `T` is the log ([`RedisLog`] by default), `C` the key codec ([`Plain`] by default)
 /// and `S` the memo's hasher ([`DefaultHashBuilder`] by default; another one, such as std's
-/// SipHash `RandomState`, comes with the memo given to [`NearMemoBuilder::start`]).
+/// SipHash `RandomState`, comes with the memo given to [`NearMemoBuilder::start`](crate::NearMemoBuilder::start)).
 ///
 /// # Examples
 ///
@@ -85,7 +85,7 @@ where
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
     /// The memo itself: every method of [`AsyncMemo`] works on it, and remote invalidations
-    /// reach it. Reads through it ignore [`WhenDisconnected::Bypass`].
+    /// reach it. Reads through it ignore [`WhenDisconnected::Bypass`](crate::WhenDisconnected::Bypass).
     ///
     /// # Examples
     ///
