@@ -104,6 +104,12 @@ fn hits(c: &mut Criterion) {
             with.get_or_init(k, || async move { k }).await;
         }
     });
+    eprintln!(
+        "future sizes: AsyncMemo {} B, NearMemo {} B, NearMemo with the tier {} B",
+        std::mem::size_of_val(&plain.get_or_init(0, || async { 0 })),
+        std::mem::size_of_val(&without.get_or_init(0, || async { 0 })),
+        std::mem::size_of_val(&with.get_or_init(0, || async { 0 })),
+    );
     let mut group = c.benchmark_group("local hit, 1K keys");
     let mut k = 0;
     let mut next = move || {

@@ -158,8 +158,8 @@ where
             let load = init();
             async move { Ok::<V, Infallible>(load.await) }
         };
-        match self.through_tier(tier, key, init, policy).await {
-            Ok(value) => value,
+        match self.through_tier(tier, &key, init, policy).await {
+            Ok(entry) => entry.into_value(),
             Err(never) => match *never {},
         }
     }
@@ -205,7 +205,8 @@ where
             source: |e: E| e,
             timed_out: None,
         };
-        self.through_tier(tier, key, init, policy).await
+        let entry = self.through_tier(tier, &key, init, policy).await;
+        entry.map(|e| e.into_value())
     }
 
     /// As [`get_or_try_init`](Self::get_or_try_init), but a flight that waits for another
@@ -264,30 +265,30 @@ where
             source: LoadError::Source,
             timed_out: Some(|waited| LoadError::WaitTimedOut { waited }),
         };
-        self.through_tier(tier, key, init, policy).await
+        let entry = self.through_tier(tier, &key, init, policy).await;
+        entry.map(|e| e.into_value())
     }
 
     /// A local flight whose future goes through the shared tier (`load.rs`). Everything the
     /// tier needs — the key's bytes, the key itself, the tier — is made in `init`, which the
     /// memo calls on a miss only: a local hit costs what it costs without the tier. The flight
     /// knows its own epoch, so that a store the tier refused detaches exactly this flight.
-    async fn through_tier<F, Fut, E, X>(
-        &self,
-        tier: &Arc<Tier<V>>,
-        key: K,
+    fn through_tier<'a, F, Fut, E, X>(
+        &'a self,
+        tier: &'a Arc<Tier<V>>,
+        key: &'a K,
         init: F,
         policy: Policy<E, X>,
-    ) -> Result<V, Arc<X>>
+    ) -> impl Future<Output = Result<async_memo::Entry<V>, Arc<X>>> + 'a
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce() -> Fut + 'a,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Send + 'static,
         X: Send + Sync + 'static,
     {
-        let flight = self
-            .shared
+        self.shared
             .memo
-            .get_or_try_init_with_epoch_by_ref(&key, |epoch| {
+            .get_or_try_init_with_epoch_by_ref(key, move |epoch| {
                 // While the log is down, straight to the source: the `WhenDisconnected` policy
                 // bounds what the memo keeps, and nothing goes into Redis.
                 let reachable = !matches!(
@@ -303,19 +304,18 @@ where
                 };
                 let through = load::Through {
                     tier: Arc::clone(tier),
-                    key: self.encode(&key),
+                    key: self.encode(key),
                     reachable,
                 };
                 load::load(through, init(), policy, detach)
-            });
-        flight.await.map(|e| e.into_value())
+            })
     }
 
     /// The value the [shared tier](crate::SharedTier) holds for `key` now, if any: a look
     /// that takes no lease and leaves the key alone (for checks and dashboards; reads go
     /// through [`get_or_init`](Self::get_or_init)). Like every script of the tier, the first
-    /// one after a server restart starts the namespace's new generation. `Ok(None)` without a shared tier, or when the
-    /// stored bytes do not decode.
+    /// one after a server restart starts the namespace's new generation. `Ok(None)` without a
+    /// shared tier, or when the stored bytes do not decode.
     ///
     /// # Errors
     ///
