@@ -286,6 +286,7 @@ fn conclude(
     let mut generations: HashSet<(String, u64)> = HashSet::new();
     let (mut loads, mut stale_reads, mut stale_commits) = (0, 0, 0);
     let mut waits = WaitLatency::default();
+    let mut load_times = WaitLatency::default();
     for (i, report) in reports.into_iter().enumerate() {
         let r = match report {
             Ok(r) => r,
@@ -319,6 +320,7 @@ fn conclude(
         stale_reads += r.stale_reads;
         stale_commits += r.stale_commits;
         waits.merge(&r.waits);
+        load_times.merge(&r.load_times);
         generations.extend(r.generations);
     }
     let per_generation = loads as f64 / generations.len().max(1) as f64;

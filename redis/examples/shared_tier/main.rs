@@ -71,7 +71,8 @@ SERVER RESTARTS:
     no lease or value from before is used.
 
 OUTPUT:
-    A line for the writer, one per process, then, last:
+    A line for the writer, one per process, how long the loads took (p50/p99: the yardstick of
+    the lease waits), then, last:
     source loads per generation: X, stale sets: Y, stale reads: Z, lease waits p50/p99: A/B ms
     X = source loads / generations read. The lease waits are the shared tier's: from a flight
     finding the key's lease held until the value arrived or it took the lease over (--naive

@@ -8,10 +8,10 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_memo::AsyncMemo;
-use async_memo_redis::{Applied, LogId, NearMemo, RedisLog, SharedTier, ValueCodec};
+use async_memo_redis::{Applied, LogId, NearMemo, RedisLog, SharedTier, ValueCodec, WaitLatency};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Client, RedisError};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -44,6 +44,8 @@ struct Reader {
     /// The stale (key, version) pairs found in the local memo, each counted once.
     stale_in_memo: Mutex<HashSet<(String, u64)>>,
     generations: Mutex<HashSet<(String, u64)>>,
+    /// How long each load took, from its start to its value (the yardstick of the waits).
+    load_times: Mutex<WaitLatency>,
     shown: AtomicBool,
 }
 
@@ -168,6 +170,7 @@ pub(crate) async fn run(args: Args, namespace: String) -> ExitCode {
         stale_reads: AtomicU64::new(0),
         stale_in_memo: Mutex::new(HashSet::new()),
         generations: Mutex::new(HashSet::new()),
+        load_times: Mutex::new(WaitLatency::default()),
         shown: AtomicBool::new(false),
     });
     // A lease outlives a load many times over: a holder that dies costs the others this long.
@@ -228,6 +231,7 @@ pub(crate) async fn run(args: Args, namespace: String) -> ExitCode {
         drained,
         generations: lock(&reader.generations).drain().collect(),
         waits: shared.wait_latency,
+        load_times: std::mem::take(&mut *lock(&reader.load_times)),
     };
     match say(&report.to_line()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,8 +268,10 @@ async fn read(reader: &Arc<Reader>, near: &Near, k: &str) -> Result<(), ()> {
         let (reader, k) = (Arc::clone(reader), k.to_string());
         async move {
             reader.loads.fetch_add(1, SeqCst);
+            let started = Instant::now();
             let loaded = reader.source.load(&k).await?;
             tokio::time::sleep(reader.load).await;
+            lock(&reader.load_times).record(started.elapsed());
             Ok::<_, RedisError>(loaded)
         }
     };

@@ -22,10 +22,13 @@ pub(crate) struct Report {
     /// The (key, version) pairs it read.
     pub(crate) generations: Vec<(String, u64)>,
     pub(crate) waits: WaitLatency,
+    /// How long its loads took.
+    pub(crate) load_times: WaitLatency,
 }
 
 impl Report {
-    /// `RESULT <counts…> <key:version,…> <bucket:count,…>` (`-` for an empty list).
+    /// `RESULT <counts…> <key:version,…> <waits: bucket:count,…> <loads: bucket:count,…>`
+    /// (`-` for an empty list).
     pub(crate) fn to_line(&self) -> String {
         let list = |items: Vec<String>| {
             if items.is_empty() {
@@ -40,17 +43,19 @@ impl Report {
                 .map(|(k, v)| format!("{k}:{v}"))
                 .collect(),
         );
-        let waits = list(
-            self.waits
-                .counts()
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| **c > 0)
-                .map(|(i, c)| format!("{i}:{c}"))
-                .collect(),
-        );
+        let histogram = |h: &WaitLatency| {
+            list(
+                h.counts()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c > 0)
+                    .map(|(i, c)| format!("{i}:{c}"))
+                    .collect(),
+            )
+        };
+        let (waits, load_times) = (histogram(&self.waits), histogram(&self.load_times));
         format!(
-            "RESULT {} {} {} {} {} {} {} {} {} {} {generations} {waits}",
+            "RESULT {} {} {} {} {} {} {} {} {} {} {generations} {waits} {load_times}",
             self.reads,
             self.failed_reads,
             self.loads,
@@ -80,14 +85,19 @@ impl Report {
                 .collect()
         };
         let generations = pairs(parts.next());
-        let mut counts = Vec::new();
-        for (bucket, count) in pairs(parts.next()) {
-            let bucket: usize = bucket.parse().ok()?;
-            if counts.len() <= bucket {
-                counts.resize(bucket + 1, 0);
+        let histogram = |text: Option<&str>| -> Option<WaitLatency> {
+            let mut counts = Vec::new();
+            for (bucket, count) in pairs(text) {
+                let bucket: usize = bucket.parse().ok()?;
+                if counts.len() <= bucket {
+                    counts.resize(bucket + 1, 0);
+                }
+                counts[bucket] = count;
             }
-            counts[bucket] = count;
-        }
+            Some(WaitLatency::from_counts(&counts))
+        };
+        let waits = histogram(parts.next())?;
+        let load_times = histogram(parts.next())?;
         Some(Report {
             reads,
             failed_reads,
@@ -100,7 +110,8 @@ impl Report {
             stale_commits,
             drained,
             generations,
-            waits: WaitLatency::from_counts(&counts),
+            waits,
+            load_times,
         })
     }
 }
