@@ -1,12 +1,14 @@
-//! The coordinator's side of a demo's reader processes (included with `#[path]` by
-//! `near_cache` and `shared_tier`): this program re-run with reader arguments, talked to over
-//! its stdin and stdout. The channel does not go through Redis, so a restart of the server
-//! leaves it alone; a reader that dies or falls silent is an error with a message, never a
-//! panic.
+//! The channel between a demo's coordinator and its reader processes (included with
+//! `#[path]` by `near_cache` and `shared_tier`): the program re-run with reader arguments,
+//! talked to over its stdin (`STOP [end-marker-id]`) and stdout (`READY`, then a report). The
+//! channel does not go through Redis, so a restart of the server leaves it alone; a reader
+//! that dies or falls silent is an error with a message, never a panic.
 
+use std::io::Write as _;
 use std::process::Stdio;
 use std::time::Duration;
 
+use async_memo_redis::LogId;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
@@ -91,4 +93,30 @@ impl Process {
     pub(crate) async fn wait(mut self) {
         let _ = tokio::time::timeout(PROCESS_PATIENCE, self.child.wait()).await;
     }
+}
+
+/// The reader's side: waits for `STOP [id]` on stdin: `Some(marker)`, or `None` when stdin
+/// closed (or broke) first.
+pub(crate) async fn wait_for_stop() -> Option<Option<LogId>> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(rest) = line.strip_prefix("STOP") {
+            return Some(rest.trim().parse().ok());
+        }
+    }
+    None
+}
+
+/// The reader's side: a line to the coordinator. An error means the coordinator is gone.
+pub(crate) fn say(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// Milliseconds since the Unix epoch, to name a run's namespace.
+pub(crate) fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::process::Process;
+use crate::process::{Process, now_ms};
 use crate::report::Report;
 use crate::{Args, Backoff, END_MARKER, fail, key, retry, xorshift};
 use async_memo::AsyncMemo;
@@ -244,10 +244,4 @@ fn conclude(
 fn give_up(message: &str) -> ExitCode {
     eprintln!("near_cache: {message}");
     ExitCode::FAILURE
-}
-
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
 }

@@ -3,7 +3,6 @@
 //! coordinator on stdin (`STOP [end-marker-id]`) and stdout (`READY`, then one `RESULT` line).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -12,8 +11,8 @@ use std::time::Duration;
 use async_memo::AsyncMemo;
 use async_memo_redis::{Applied, LogId, NearMemo, RedisLog};
 use redis::RedisError;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::process::{say, wait_for_stop};
 use crate::report::Report;
 use crate::source::{Loaded, Source};
 use crate::{Args, Backoff, key, lock, retry, xorshift};
@@ -247,25 +246,6 @@ async fn read(reader: &Arc<Reader>, k: &str) -> Result<(), Arc<RedisError>> {
         }
     }
     Ok(())
-}
-
-/// Waits for `STOP [id]` on stdin: `Some(marker)`, or `None` when stdin closed (or broke)
-/// first.
-async fn wait_for_stop() -> Option<Option<LogId>> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(rest) = line.strip_prefix("STOP") {
-            return Some(rest.trim().parse().ok());
-        }
-    }
-    None
-}
-
-/// A line to the coordinator. An error means the coordinator is gone.
-fn say(line: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()
 }
 
 /// Exits with `message` on stderr, which the coordinator's terminal shows.

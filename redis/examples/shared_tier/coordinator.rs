@@ -11,7 +11,7 @@ use async_memo_redis::{LogId, NearMemo, RedisLog, SharedTier, ValueCodec, WaitLa
 use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 
-use crate::process::Process;
+use crate::process::{Process, now_ms};
 use crate::report::Report;
 use crate::source::Loaded;
 use crate::{Args, Backoff, END_MARKER, LoadedCodec, fail, key, lock, retry, xorshift};
@@ -350,10 +350,4 @@ fn conclude(
 fn give_up(message: &str) -> ExitCode {
     eprintln!("shared_tier: {message}");
     ExitCode::FAILURE
-}
-
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
 }

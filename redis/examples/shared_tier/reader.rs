@@ -4,7 +4,6 @@
 //! (`READY`, then one `RESULT` line).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -14,9 +13,9 @@ use async_memo::AsyncMemo;
 use async_memo_redis::{Applied, LogId, NearMemo, RedisLog, SharedTier, ValueCodec, WaitLatency};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Client, RedisError};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::coordinator::naive_key;
+use crate::process::{say, wait_for_stop};
 use crate::report::Report;
 use crate::source::{Loaded, Source};
 use crate::{Args, Backoff, LoadedCodec, key, lock, retry, xorshift};
@@ -312,24 +311,6 @@ async fn read(reader: &Arc<Reader>, near: &Near, k: &str) -> Result<(), ()> {
         }
     }
     Ok(())
-}
-
-/// Waits for `STOP [id]` on stdin: `Some(marker)`, or `None` when stdin closed first.
-async fn wait_for_stop() -> Option<Option<LogId>> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(rest) = line.strip_prefix("STOP") {
-            return Some(rest.trim().parse().ok());
-        }
-    }
-    None
-}
-
-/// A line to the coordinator. An error means the coordinator is gone.
-fn say(line: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}")?;
-    out.flush()
 }
 
 fn quit(message: &str) -> ExitCode {
