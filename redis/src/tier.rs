@@ -293,9 +293,10 @@ impl<V> Tier<V> {
             "none" => Ok(Fetched::Nothing),
             "held" => {
                 let ms: i64 = redis::from_redis_value(parts.next().unwrap_or(Value::Nil))?;
-                Ok(Fetched::Held {
-                    ttl: Duration::from_millis(u64::try_from(ms).unwrap_or(0)),
-                })
+                // A lease without an expiry (-1: set by hand, never by these scripts) is
+                // looked at again after a lease's length, not polled.
+                let ttl = u64::try_from(ms).map_or(self.settings.lease_ttl, Duration::from_millis);
+                Ok(Fetched::Held { ttl })
             }
             _ => Err(protocol("the fetch script returned an unknown answer")),
         }
