@@ -126,8 +126,8 @@ impl Expiry {
         time_to_idle.map_or(Tick::NEVER, |d| Tick(self.second.load(Relaxed)).after(d))
     }
 
-    /// The tick the entry was committed at, where its two words still tell it (`peek.rs` in
-    /// `table/`): the second word in a memo with a clock, no time to idle and no automatic
+    /// The tick the entry was committed at, where its two words still tell it (for
+    /// `entry_info`): the second word in a memo with a clock, no time to idle and no automatic
     /// refresh (it is then set at commit and never moves), or else the fixed deadline minus a
     /// time to live that no `expire_after` can shorten (exact while it did not saturate).
     pub(crate) fn committed_at(&self, at: Moment, rules: &ExpiryRules) -> Option<Tick> {

@@ -1,5 +1,5 @@
-//! What [`AsyncMemo::entry_info`](crate::AsyncMemo::entry_info) tells about one ready entry: its epoch, age, deadlines,
-//! refresh and weight, measured on the memo's clock.
+//! What [`AsyncMemo::entry_info`](crate::AsyncMemo::entry_info) tells about one ready entry:
+//! its epoch, age, deadlines, refresh and weight, measured on the memo's clock.
 
 use std::time::Duration;
 
@@ -7,8 +7,9 @@ use crate::Epoch;
 use crate::clock::Tick;
 use crate::shard::Times;
 
-/// The metadata of one ready entry, from [`AsyncMemo::entry_info`](crate::AsyncMemo::entry_info): a quiet read, which counts
-/// no hit, moves no time to idle and no recency, and starts no refresh.
+/// The metadata of one ready entry, from
+/// [`AsyncMemo::entry_info`](crate::AsyncMemo::entry_info): a quiet read, which counts no hit,
+/// moves no time to idle and no recency, and starts no refresh (semantics 21).
 ///
 /// Durations are on the memo's [`Clock`](crate::Clock) at the moment of the read, in whole
 /// nanoseconds, and saturate (they never panic or wrap: semantics 13). `None` for a deadline
@@ -219,8 +220,8 @@ impl EntryInfo {
 
     /// The time left before the entry's automatic refresh
     /// ([`refresh_after`](crate::MemoBuilder::refresh_after)) is due: `Some(Duration::ZERO)`
-    /// when it is due now (the next get-or-init read starts it), `None` in a memo without
-    /// `refresh_after`. While an automatic refresh is in flight (see
+    /// when it is due now (the next get-or-init read starts it), `None` when it never falls due
+    /// (a memo without `refresh_after`, or an interval that saturates: semantics 13). While an automatic refresh is in flight (see
     /// [`refreshing`](Self::refreshing)) or after one failed, this is when the next automatic
     /// attempt may start.
     ///

@@ -94,8 +94,8 @@ where
     /// steering the memo (Caffeine's `getIfPresentQuietly`, quick_cache's `peek`; issue 22).
     ///
     /// It takes the shard's read lock only, reads the clock once before locking (in a memo with
-    /// expiry or refresh), and runs one piece of user code under the lock: `Clone` of `V`, as a
-    /// hit does (semantics 9). Never starts or waits for a flight.
+    /// expiry or refresh), and runs no user code under the lock but `Eq` of the key and `Clone`
+    /// of `V`, as a hit does (semantics 9). Never starts or waits for a flight.
     ///
     /// # Examples
     ///
@@ -119,7 +119,8 @@ where
     /// idle, when its automatic refresh is due, its weight — read as quietly as
     /// [`peek`](Self::peek) reads (no stats, no idle or recency touch, no refresh started), and
     /// `None` where `peek` would be. It clones nothing and runs no user code under the lock
-    /// but `Hash` and `Eq` of the key; shard read lock only.
+    /// but `Eq` of the key (its `Hash` and the clock run before locking); shard read lock
+    /// only.
     ///
     /// The info names the entry by its [`epoch`](EntryInfo::epoch): act on exactly what you
     /// saw with [`invalidate`](Self::invalidate) or [`replace`](Self::replace), and a newer
