@@ -111,8 +111,32 @@ impl Expiry {
 
     #[inline]
     pub(crate) fn expires_at(&self, time_to_idle: Option<Duration>) -> Tick {
-        let idle = time_to_idle.map_or(Tick::NEVER, |d| Tick(self.second.load(Relaxed)).after(d));
-        self.deadline.min(idle)
+        self.deadline.min(self.idle_deadline(time_to_idle))
+    }
+
+    /// The fixed deadline (time to live, `expire_after`), set at commit: `NEVER` without one.
+    #[inline]
+    pub(crate) fn fixed_deadline(&self) -> Tick {
+        self.deadline
+    }
+
+    /// The idle deadline (last read plus the time to idle), or `NEVER` without a time to idle.
+    #[inline]
+    pub(crate) fn idle_deadline(&self, time_to_idle: Option<Duration>) -> Tick {
+        time_to_idle.map_or(Tick::NEVER, |d| Tick(self.second.load(Relaxed)).after(d))
+    }
+
+    /// The tick the entry was committed at, where its two words still tell it (for
+    /// `entry_info`): the second word in a memo with a clock, no time to idle and no automatic
+    /// refresh (it is then set at commit and never moves), or else the fixed deadline minus a
+    /// time to live that no `expire_after` can shorten (exact while it did not saturate).
+    pub(crate) fn committed_at(&self, at: Moment, rules: &ExpiryRules) -> Option<Tick> {
+        if at.layout == Layout::Plain && at.time_to_idle.is_none() && rules.any() {
+            return Some(Tick(self.second.load(Relaxed)));
+        }
+        let ttl = rules.time_to_live.filter(|_| !rules.per_entry)?;
+        let ttl = u64::try_from(ttl.as_nanos()).ok()?;
+        (self.deadline != Tick::NEVER).then(|| Tick(self.deadline.0.saturating_sub(ttl)))
     }
 
     /// The tick the automatic refresh is due, in the `Refresh` layout (`NEVER` in `Plain`);

@@ -1,12 +1,14 @@
-//! Inspecting and sweeping a memo: a snapshot iterator and compare-and-delete by predicate.
+//! Inspecting and sweeping a memo: quiet reads of one key (`peek`, `entry_info`), a snapshot
+//! iterator, and compare-and-delete by predicate.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::shard::Seen;
 use crate::table::Table;
-use crate::{AsyncMemo, Entry};
+use crate::{AsyncMemo, Entry, EntryInfo};
 
 /// An iterator over a weakly consistent snapshot of a memo's ready entries, from
 /// [`AsyncMemo::iter`]. It copies one shard at a time, under that shard's read lock.
@@ -84,6 +86,80 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone,
 {
+    /// The ready entry of `key`, read quietly: as [`get`](Self::get) would return it, with no
+    /// side effect at all. It counts no hit or miss in [`stats`](Self::stats), does not move the
+    /// entry's time to idle, does not count as a use for eviction (the S3-FIFO frequency), starts
+    /// no automatic refresh, and never returns an expired entry (which it leaves for a write to
+    /// purge, reporting nothing). For dashboards and health checks that must look without
+    /// steering the memo (Caffeine's `getIfPresentQuietly`, quick_cache's `peek`; issue 22).
+    ///
+    /// It takes the shard's read lock only, reads the clock once before locking (in a memo with
+    /// expiry or refresh), and runs no user code under the lock but `Eq` of the key and `Clone`
+    /// of `V`, as a hit does (semantics 9). Never starts or waits for a flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo = async_memo::AsyncMemo::new();
+    /// memo.insert("k", 7).unwrap();
+    /// let before = memo.stats();
+    /// assert_eq!(memo.peek("k").map(|e| *e.value()), Some(7));
+    /// assert!(memo.peek("other").is_none());
+    /// assert_eq!(memo.stats(), before, "no hit, no miss");
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.peek(key)
+    }
+
+    /// The metadata of the ready entry of `key` — its epoch, age, time left to live and to
+    /// idle, when its automatic refresh is due, its weight — read as quietly as
+    /// [`peek`](Self::peek) reads (no stats, no idle or recency touch, no refresh started), and
+    /// `None` where `peek` would be. It clones nothing and runs no user code under the lock
+    /// but `Eq` of the key (its `Hash` and the clock run before locking); shard read lock
+    /// only.
+    ///
+    /// The info names the entry by its [`epoch`](EntryInfo::epoch): act on exactly what you
+    /// saw with [`invalidate`](Self::invalidate) or [`replace`](Self::replace), and a newer
+    /// entry stored since is left alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_memo::{AsyncMemo, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let configs: AsyncMemo<&str, String> = AsyncMemo::builder()
+    ///     .time_to_live(Duration::from_secs(300))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// configs.insert("app", "v1".to_string()).unwrap();
+    /// clock.advance(Duration::from_secs(120));
+    ///
+    /// let info = configs.entry_info("app").expect("present");
+    /// assert_eq!(info.age(), Some(Duration::from_secs(120)));
+    /// assert_eq!(info.time_to_live_left(), Some(Duration::from_secs(180)));
+    ///
+    /// // Meanwhile a reload stored a newer config...
+    /// configs.insert("app", "v2".to_string()).unwrap();
+    /// // ...so dropping "the config older than a minute" by the epoch we saw keeps it.
+    /// if info.age().is_some_and(|age| age > Duration::from_secs(60)) {
+    ///     assert!(!configs.invalidate("app", info.epoch()));
+    /// }
+    /// assert_eq!(configs.peek("app").map(|e| e.into_value()), Some("v2".to_string()));
+    /// ```
+    pub fn entry_info<Q>(&self, key: &Q) -> Option<EntryInfo>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.table.entry_info(key)
+    }
+
     /// The total weight of the ready entries: what counts against
     /// [`max_capacity`](Self::max_capacity). In a bounded memo it is the weigher's sum (each
     /// entry weighed once, at its commit); without a bound no weight is kept and each entry

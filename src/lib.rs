@@ -80,10 +80,11 @@
 //!    deadlock: no lock is held across `.await`, user code or [`Waker::wake`](std::task::Waker::wake), and displaced keys,
 //!    values and futures are dropped after locks are released. The one exception is `Clone` of
 //!    `V` (and of `K`), which a hit runs under a shard read lock — so do
-//!    [`iter`](AsyncMemo::iter) and [`invalidate_if`](AsyncMemo::invalidate_if) while copying a
-//!    shard, and [`refresh_if`](AsyncMemo::refresh_if), under the write lock, while copying the
-//!    entry it hands its `init`: **`Clone` of `K` and `V` must not call the memo.** (The `Hash` and `Eq` of `K`, as
-//!    in every map, also run under the lock.)
+//!    [`peek`](AsyncMemo::peek), and [`iter`](AsyncMemo::iter) and
+//!    [`invalidate_if`](AsyncMemo::invalidate_if) while copying a shard, and
+//!    [`refresh_if`](AsyncMemo::refresh_if), under the write lock, while copying the entry it
+//!    hands its `init`: **`Clone` of `K` and `V` must not call the memo.** (The `Hash` and `Eq`
+//!    of `K`, as in every map, also run under the lock.)
 //!
 //!    A flight that awaits its own key can never finish. When it does so on the thread that is
 //!    polling it, the inner call panics with a clear message and the key is freed. Awaiting one's
@@ -177,6 +178,13 @@
 //!     that finds a manual refresh in flight starts nothing and leaves its failure manual.
 //!     Manual refreshes are never throttled. "Due" is measured on the memo's clock: by default
 //!     the coarse one (13), so a refresh starts within one tick of `after`.
+//! 21. **Quiet reads change nothing.** [`peek`](AsyncMemo::peek) returns what
+//!     [`get`](AsyncMemo::get) would, and [`entry_info`](AsyncMemo::entry_info) describes it
+//!     ([`EntryInfo`]: epoch, age, time left to live and idle, refresh due, weight), under the
+//!     shard's read lock only: they count no hit or miss in [`stats`](AsyncMemo::stats), do
+//!     not move a time to idle, do not count as a use for eviction (the S3-FIFO frequency),
+//!     start no automatic refresh (20), and never return an expired entry (18) — which they
+//!     leave in place for a write to purge and report. `iter` is quiet in the same way.
 //!
 //! # Bounded memos
 //!
@@ -406,6 +414,10 @@
 //!
 //! # Inspecting a memo
 //!
+//! [`peek`](AsyncMemo::peek) reads one entry and [`entry_info`](AsyncMemo::entry_info) its
+//! metadata (age, deadlines, refresh due, weight) without counting or touching anything
+//! (semantics 21): a dashboard or a health check can look without steering the memo, and act
+//! on exactly the entry it saw by the epoch the info carries.
 //! [`iter`](AsyncMemo::iter) walks a snapshot of the ready entries, shard by shard;
 //! [`invalidate_if`](AsyncMemo::invalidate_if) sweeps by predicate — everything of one tenant
 //! after a permission change — and removes only the generation the predicate judged: a
@@ -444,6 +456,7 @@ mod expiry;
 mod flight;
 mod get_or_init;
 mod hasher;
+mod info;
 mod init;
 mod inspect;
 mod measure;
@@ -471,6 +484,7 @@ pub use crate::clock::{Clock, CoarseClock, ManualClock, SystemClock};
 pub use crate::entry::Entry;
 pub use crate::epoch::Epoch;
 pub use crate::hasher::{DefaultHashBuilder, DefaultHasher};
+pub use crate::info::EntryInfo;
 pub use crate::inspect::Iter;
 pub use crate::memo::AsyncMemo;
 pub use crate::refused::Refused;

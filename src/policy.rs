@@ -57,6 +57,11 @@ pub(crate) struct Residency {
 }
 
 impl Residency {
+    /// The weight the entry counts for against the capacity.
+    pub(crate) fn weight(&self) -> u32 {
+        self.weight
+    }
+
     /// Records a read. Runs under the shard read lock, so it writes only to this entry, and not
     /// at all once the counter is full.
     #[inline]

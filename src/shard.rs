@@ -36,11 +36,13 @@ use crate::{Entry, Epoch, RemovalCause};
 
 mod budget;
 mod claim;
+mod peek;
 mod refresh;
 mod refreshes;
 mod snapshot;
 
 pub(crate) use claim::{Claim, Want};
+pub(crate) use peek::Times;
 pub(crate) use refresh::End;
 use refreshes::Refreshes;
 pub(crate) use snapshot::Seen;

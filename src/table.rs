@@ -22,6 +22,7 @@ use crate::tally::Tally;
 use crate::waiters::WaiterId;
 use crate::{Entry, Epoch};
 
+mod peek;
 mod refresh;
 mod reserve;
 

@@ -62,6 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::InvalidateAll),
         2 => key().prop_map(|key| Op::Get { key }),
         1 => key().prop_map(|key| Op::Epoch { key }),
+        2 => key().prop_map(|key| Op::Peek { key }),
         1 => key().prop_map(|key| Op::Refreshing { key }),
         2 => (1..3u8).prop_map(|secs| Op::Advance { secs }),
         1 => Just(Op::PurgeExpired),

@@ -1,6 +1,6 @@
 //! Auto traits of the public types and of every returned future.
 //!
-//! Static assertions: `AsyncMemo` is `Send + Sync + Clone`, `Entry`, `Epoch` and `Refused` have
+//! Static assertions: `AsyncMemo` is `Send + Sync + Clone`, `Entry`, `EntryInfo`, `Epoch` and `Refused` have
 //! the traits a user relies on, and the futures returned by `get_or_init`, `get_or_try_init` and their
 //! `_by_ref` variants are `Send` for `Send` keys, values and inits, so they can run on a
 //! multi-threaded executor. Most of this file is checked by the compiler; the tests only make
@@ -13,7 +13,7 @@ use std::future::Future;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash};
 use std::sync::Arc;
 
-use async_memo::{AsyncMemo, DefaultHashBuilder, Entry, Epoch, MemoBuilder, Refused};
+use async_memo::{AsyncMemo, DefaultHashBuilder, Entry, EntryInfo, Epoch, MemoBuilder, Refused};
 
 fn assert_send<T: Send>(_: &T) {}
 fn assert_send_sync_clone_debug<T: Send + Sync + Clone + Debug + 'static>() {}
@@ -40,6 +40,8 @@ fn entry_and_epoch_traits() {
     assert_send_sync_clone_debug::<Entry<String>>();
     assert_send_sync_clone_debug::<Entry<Arc<Vec<u8>>>>();
     assert_epoch_traits::<Epoch>();
+    fn copy_eq<T: Copy + Eq + Send + Sync + Debug + Unpin + 'static>() {}
+    copy_eq::<EntryInfo>();
     fn as_ref<V, T: AsRef<V>>() {}
     as_ref::<String, Entry<String>>();
 }

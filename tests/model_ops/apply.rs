@@ -306,6 +306,7 @@ pub(super) fn apply<'m>(
             }
             format!("epoch({key}) = {got:?}")
         }
+        Op::Peek { key } => super::quiet::peek(memo, model, key % KEYS)?,
         Op::Refreshing { key } => {
             let key = key % KEYS;
             let got = memo.refreshing(&key);

@@ -43,7 +43,8 @@
 // One job per file. Bottom-up (each file imports only from those above it): `op` (the ops and
 // their decoding), `real` (values, init futures, wakers), `model` (the model's state, with its
 // flights and calls in `flights` and automatic refresh in `auto_refresh`), `check` (the checks
-// after every op), `invalidate_if` (that op's replay), `apply` (one op, one poll), `runner` (a run).
+// after every op), `invalidate_if` (that op's replay), `quiet` (`peek` and `entry_info`, checked
+// against the model without changing it), `apply` (one op, one poll), `runner` (a run).
 mod apply;
 mod auto_refresh;
 mod check;
@@ -51,6 +52,7 @@ mod flights;
 mod invalidate_if;
 mod model;
 mod op;
+mod quiet;
 mod real;
 mod runner;
 

@@ -116,6 +116,11 @@ pub enum Op {
     Epoch {
         key: u8,
     },
+    /// `peek(key)` and `entry_info(key)`: what `get` would return, and the entry's deadlines
+    /// and refresh due tick, with no side effect on the memo (the model is left as it is).
+    Peek {
+        key: u8,
+    },
     Refreshing {
         key: u8,
     },
