@@ -16,7 +16,8 @@ impl<K, V, S> MemoBuilder<K, V, S> {
     /// Prometheus reads an empty label value as a missing label. Unnamed memos export as
     /// `memo="unnamed"`.
     ///
-    /// The name costs one pointer in the memo and is never read on a hit, a miss or a write.
+    /// The name costs two words in the memo (an `Option<Arc<str>>`) and is never read on a
+    /// hit, a miss or a write.
     ///
     /// # Examples
     ///
