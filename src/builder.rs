@@ -12,6 +12,7 @@ use crate::removal::Listener;
 use crate::table::{ExpireAfter, RefreshAfter, RefreshRule, Settings, Table, Weigher};
 use crate::{AsyncMemo, DefaultHashBuilder, Entry, RemovalCause};
 
+mod name;
 mod refresh;
 
 /// A removal listener given its own memo (`on_removal_with_memo`).
@@ -76,12 +77,14 @@ pub struct MemoBuilder<K, V, S = DefaultHashBuilder> {
     refresh: Option<RefreshRule<K, V, S>>,
     refresh_after: Option<RefreshAfter<K, V>>,
     memo_listener: Option<WithMemo<K, V, S>>,
+    name: Option<Arc<str>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V, S> fmt::Debug for MemoBuilder<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoBuilder")
+            .field("name", &self.name)
             .field("shards", &self.shards)
             .field("max_capacity", &self.capacity)
             .field("weigher", &self.weigher.is_some())
@@ -113,6 +116,7 @@ impl<K, V> MemoBuilder<K, V> {
             refresh: None,
             refresh_after: None,
             memo_listener: None,
+            name: None,
             _types: PhantomData,
         }
     }
@@ -187,6 +191,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             refresh: None,
             refresh_after: self.refresh_after,
             memo_listener: None,
+            name: self.name,
             _types: PhantomData,
         }
     }
@@ -500,6 +505,7 @@ impl<K, V, S> MemoBuilder<K, V, S> {
             listener: self.listener,
             refresh: self.refresh,
             refresh_after: self.refresh_after,
+            name: self.name,
         };
         let (hasher, memo_listener) = (self.hasher, self.memo_listener);
         let Some((listener, make)) = memo_listener else {

@@ -432,6 +432,14 @@
 //!   panicked, abandoned) and every removal (cause and epoch). Events carry epochs, not keys (`K`
 //!   need not be `Debug`): join them with your own logs through the epochs of the entries you
 //!   hold. Off, it costs nothing: the event sites compile to nothing.
+//! - `metrics` (off by default): [`AsyncMemo::record_metrics`] reports the [`Stats`] counters
+//!   and the [`len`](AsyncMemo::len) and [`weighted_size`](AsyncMemo::weighted_size) gauges
+//!   through the [`metrics`](https://docs.rs/metrics) facade (with exporters for Prometheus,
+//!   StatsD, OpenTelemetry and more), as `async_memo_*` metrics labelled `memo = <name>`
+//!   ([`MemoBuilder::name`]); its docs list every name, kind, unit and label. Export is on
+//!   demand, from your scrape handler or a timer of your own: the memo counts as it always
+//!   does and never spawns, and no hit, miss or write reads anything the feature adds, so it
+//!   costs nothing until called (`cargo run --example metrics --features metrics`).
 //!
 //! # Minimum supported Rust version
 //!
@@ -461,6 +469,8 @@ mod init;
 mod inspect;
 mod measure;
 mod memo;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod policy;
 mod refresh;
 mod refused;

@@ -54,6 +54,7 @@ impl<K, V, S> Clone for AsyncMemo<K, V, S> {
 impl<K, V, S> fmt::Debug for AsyncMemo<K, V, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncMemo")
+            .field("name", &self.table.name)
             .field("len", &self.table.len())
             .field("shards", &self.table.shards().len())
             .finish_non_exhaustive()
@@ -362,6 +363,20 @@ where
     /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The name given at build time ([`MemoBuilder::name`]), if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let memo: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::new();
+    /// assert_eq!(memo.name(), None);
+    /// let named: async_memo::AsyncMemo<u8, u8> = async_memo::AsyncMemo::builder().name("users").build();
+    /// assert_eq!(named.name(), Some("users"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.table.name.as_deref()
     }
 
     /// A snapshot of the memo's counters: hits, misses, flights and removals by cause.

@@ -43,6 +43,7 @@ pub(crate) struct Settings<K, V, S> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) refresh: Option<RefreshRule<K, V, S>>,
     pub(crate) refresh_after: Option<RefreshAfter<K, V>>,
+    pub(crate) name: Option<Arc<str>>,
 }
 
 pub(crate) struct Table<K, V, S> {
@@ -62,6 +63,8 @@ pub(crate) struct Table<K, V, S> {
     pub(crate) counters: Counters,
     /// Hits, counted in a slot per thread (`tally.rs`).
     pub(crate) hits: Tally,
+    /// The memo's name (`MemoBuilder::name`): read only by `Debug` and the `metrics` export.
+    pub(crate) name: Option<Arc<str>>,
 }
 
 /// An `insert` the memo turned away: the epoch its entry was given, and why.
@@ -117,6 +120,7 @@ impl<K, V, S> Table<K, V, S> {
             budget,
             counters: Counters::default(),
             hits: Tally::new(),
+            name: settings.name,
         }
     }
 
